@@ -1,0 +1,98 @@
+"""Start and stop the embedded local stack (Tansu broker + redis-server) from the shell.
+
+    python ops/stack.py up               # foreground: prints addresses, Ctrl-C stops both
+    python ops/stack.py start            # background: writes the PIDs and addresses to a state file
+    eval "$(python ops/stack.py env)"    # export STREAMER_BOOTSTRAP_SERVERS / STREAMER_REDIS_URL
+    python ops/stack.py stop             # stops exactly the PIDs in the state file
+
+The state file is ``$STREAMER_STACK_STATE`` or ``.streamer-stack.json`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from streamer.localstack import LocalStack
+
+STATE_FILE = Path(os.environ.get("STREAMER_STACK_STATE", ".streamer-stack.json"))
+
+
+def _is_ours(pid: int, binary: str) -> bool:
+    """True when ``pid`` still runs ``binary`` (guards against a recycled PID)."""
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().split(" ")[0]
+    except OSError:
+        return False
+    return os.path.basename(program) == os.path.basename(binary)  # redis-server rewrites its argv: keep word 1
+
+
+def command_up(_: argparse.Namespace) -> int:
+    with LocalStack() as stack:
+        print(stack.describe(), flush=True)
+        print(f"export STREAMER_BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
+        print(f"export STREAMER_REDIS_URL={stack.redis_url}")
+        print("Ctrl-C stops both.", flush=True)
+        try:
+            while stack.broker.process.poll() is None and stack.redis.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def command_start(_: argparse.Namespace) -> int:
+    if STATE_FILE.exists():
+        print(f"a stack is already recorded in {STATE_FILE}; run 'stop' first", file=sys.stderr)
+        return 1
+    stack = LocalStack()
+    stack.start_broker()
+    stack.start_redis()
+    state = {
+        "bootstrap_servers": stack.bootstrap_servers,
+        "redis_url": stack.redis_url,
+        "processes": [{"name": m.name, "pid": m.pid, "binary": m.process.args[0]} for m in (stack.broker, stack.redis)],
+    }
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+    print(stack.describe())
+    print(f"state in {STATE_FILE}; stop with: python ops/stack.py stop")
+    return 0
+
+
+def command_env(_: argparse.Namespace) -> int:
+    state = json.loads(STATE_FILE.read_text())
+    print(f"export STREAMER_BOOTSTRAP_SERVERS={state['bootstrap_servers']}")
+    print(f"export STREAMER_REDIS_URL={state['redis_url']}")
+    return 0
+
+
+def command_stop(_: argparse.Namespace) -> int:
+    if not STATE_FILE.exists():
+        print(f"no stack recorded in {STATE_FILE}")
+        return 0
+    state = json.loads(STATE_FILE.read_text())
+    for entry in state["processes"]:
+        if _is_ours(entry["pid"], entry["binary"]):
+            os.kill(entry["pid"], signal.SIGTERM)
+            print(f"stopped {entry['name']} (pid {entry['pid']})")
+        else:
+            print(f"{entry['name']} (pid {entry['pid']}) was not running")
+    STATE_FILE.unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = {"up": command_up, "start": command_start, "env": command_env, "stop": command_stop}
+    parser.add_argument("action", choices=commands)
+    args = parser.parse_args(argv)
+    return commands[args.action](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The ``streamer`` command: one subcommand per module under :mod:`streamer.commands`.
+
+Each command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are imported only when their command runs (or for ``--help``), so a missing optional
+dependency of one command never breaks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from streamer import __version__
+from streamer.errors import StreamerError
+
+__all__ = ["main"]
+
+COMMANDS = {
+    "demo": "streamer.commands.demo",
+    "replay": "streamer.commands.replay",
+    "run": "streamer.commands.run",
+    "lookup": "streamer.commands.lookup",
+    "export": "streamer.commands.export",
+    "eval": "streamer.commands.evaluate",
+    "bench": "streamer.commands.bench",
+}
+
+
+def _build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer",
+        description="Streaming Item2vec: Kafka interaction events in, fresh item vectors in Redis out.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    requested = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if requested == name:
+                raise StreamerError(f"command {name!r} is unavailable: {error}") from error
+            continue
+        subparser = subparsers.add_parser(
+            name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(subparser)
+        subparser.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = _build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        return int(args.handler(args) or 0)
+    except StreamerError as error:
+        print(f"streamer: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("streamer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
