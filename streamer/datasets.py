@@ -55,34 +55,61 @@ def _float_or_none(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _timestamp_or_none(text: str) -> float | None:
+    """Unix seconds from a number or an ISO-8601 date/time (UTC when it has no offset)."""
+    value = _float_or_none(text)
+    if value is not None:
+        return value
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except (AttributeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def _column_indexes(columns, names: list[str] | None) -> list[int]:
+    """Positions of user, item, ts: names looked up in the header, or 0-based indexes."""
+    indexes = []
+    for column in columns:
+        text = str(column).strip()
+        if names is not None and text in names:
+            indexes.append(names.index(text))
+        elif text.isdigit():
+            indexes.append(int(text))
+        elif names is None:
+            raise DatasetError(f"without a header, columns must be 0-based indexes, got {column!r}")
+        else:
+            raise DatasetError(f"column {text!r} not in header {names}")
+    return indexes
+
+
 def read_csv(
     source: str | Path | io.TextIOBase,
     columns: tuple[str, str, str] | list[str] = ("user", "item", "ts"),
     delimiter: str = ",",
     header: bool = True,
 ) -> Iterator[Row]:
-    """Generic reader. ``columns`` names (with a header) or 0-based indexes (without) of user, item, ts.
+    """Generic reader. ``columns`` names (with a header) or 0-based indexes of user, item, ts.
 
-    Rows with a missing field or a non-numeric ts are skipped; ``skipped`` counts are not kept here —
+    ts is unix seconds or ISO-8601 (UTC unless it carries an offset). Rows with a missing field or an
+    unreadable ts are skipped; ``skipped`` counts are not kept here —
     callers that need them validate the events themselves (see :mod:`streamer.events`).
     """
-    handle = open(source, newline="", encoding="utf-8") if isinstance(source, (str, Path)) else source
+    if len(columns) != 3:
+        raise DatasetError(f"columns must name user, item and ts (three entries), got {list(columns)}")
+    handle = open(source, newline="", encoding="utf-8-sig") if isinstance(source, (str, Path)) else source
     try:
         reader = csv.reader(handle, delimiter=delimiter)
-        if header:
-            names = next(reader, None) or []
-            try:
-                indexes = [names.index(column) for column in columns]
-            except ValueError as error:
-                raise DatasetError(f"column {error} not in header {names}") from None
-        else:
-            indexes = [int(column) for column in columns]
-        user_index, item_index, ts_index = indexes
+        names = [name.strip() for name in next(reader, None) or []] if header else None
+        user_index, item_index, ts_index = indexes = _column_indexes(columns, names)
         width = max(indexes)
         for fields in reader:
             if len(fields) <= width:
                 continue
-            user, item, ts = fields[user_index].strip(), fields[item_index].strip(), _float_or_none(fields[ts_index])
+            user, item = fields[user_index].strip(), fields[item_index].strip()
+            ts = _timestamp_or_none(fields[ts_index])
             if user and item and ts is not None:
                 yield user, item, ts
     finally:
