@@ -1,0 +1,99 @@
+"""Incremental negative-sampling distribution: a Fenwick (binary indexed) tree of weights.
+
+Item ``i`` is drawn with probability ``weight[i] / sum(weight)`` where ``weight = count ** alpha``
+for items with a positive count and 0 otherwise (free, retired or never-seen rows are never drawn).
+Updating one weight and drawing one sample both cost O(log V); growing the table rebuilds it in
+O(V) (amortised O(1) per item with capacity doubling). All functions are numba nopython.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from streamer.core.random import next_unit
+
+__all__ = ["noise_weight", "fenwick_add", "fenwick_build", "fenwick_total", "fenwick_sample", "set_weight"]
+
+
+@numba.njit(cache=True, nogil=True)
+def noise_weight(count, alpha):
+    """count ** alpha for a positive count, 0 otherwise (so alpha may be negative)."""
+    if count <= 0:
+        return 0.0
+    return float(count) ** alpha
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_add(tree, index, delta):
+    """Add ``delta`` to leaf ``index`` (0-based); ``tree`` has length capacity + 1, tree[0] = total."""
+    position = index + 1
+    size = tree.shape[0]
+    tree[0] += delta
+    while position < size:
+        tree[position] += delta
+        position += position & (-position)
+
+
+@numba.njit(cache=True, nogil=True)
+def set_weight(tree, weights, index, value):
+    """Set leaf ``index`` to ``value`` in both the plain weight array and the tree."""
+    delta = value - weights[index]
+    if delta != 0.0:
+        weights[index] = value
+        fenwick_add(tree, index, delta)
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_build(tree, weights):
+    """Rebuild ``tree`` exactly from ``weights`` in O(V)."""
+    size = tree.shape[0]
+    tree[:] = 0.0
+    for index in range(weights.shape[0]):
+        tree[index + 1] = weights[index]
+    tree[0] = weights.sum()
+    for position in range(1, size):
+        parent = position + (position & (-position))
+        if parent < size:
+            tree[parent] += tree[position]
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_total(tree):
+    """Sum of all weights, kept in the otherwise unused slot 0."""
+    return tree[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_sample(tree, weights, rng, slot):
+    """Draw one index with probability weight/total, or -1 if nothing can be drawn.
+
+    Descends the tree from the highest power of two; a leaf whose exact weight is 0 (reachable
+    only through float rounding) is rejected and the draw repeated.
+    """
+    size = tree.shape[0]
+    top = 1
+    while top * 2 < size:
+        top *= 2
+    for _attempt in range(8):
+        total = fenwick_total(tree)
+        if total <= 0.0:
+            return -1
+        remaining = next_unit(rng, slot) * total
+        position = 0
+        step = top
+        while step > 0:
+            candidate = position + step
+            if candidate < size and tree[candidate] <= remaining:
+                position = candidate
+                remaining -= tree[candidate]
+            step >>= 1
+        if position < weights.shape[0] and weights[position] > 0.0:
+            return position
+    return -1
+
+
+def target_distribution(counts: np.ndarray, alpha: float) -> np.ndarray:
+    """The exact distribution the tree should sample from (for tests and diagnostics)."""
+    weights = np.where(counts > 0, np.power(np.maximum(counts, 1).astype(np.float64), alpha), 0.0)
+    return weights / weights.sum()

@@ -1,0 +1,147 @@
+"""Checkpoints: the whole engine state in one versioned zip file, written atomically.
+
+Layout (a zip archive, readable with ``numpy.load``):
+- ``meta.json``: ``{"format": "streamer-checkpoint", "version": 1, "settings": {...}, "event_count",
+  "watermark", "next_maintenance", "item_ids" (row -> id or null), "item_free", "user_ids",
+  "user_free", "attributes", "retired", "pending_retired"}``
+- ``items.<field>.npy``: vectors_in, vectors_out, AdaGrad accumulators, counts, last_seen, status,
+  dirty, noise weights and the Fenwick tree (full capacity, so a resumed run is bit-identical);
+- ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
+- ``replay.pairs.npy``, ``replay.counters.npy``, ``rng.npy``.
+
+Written to a temporary file in the target directory, fsynced, renamed over the target, and the
+directory fsynced. Member CRCs (zip) catch corruption; any problem on load is a CheckpointError.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from streamer.core.learning import ReplayArrays
+from streamer.core.sessions import UserArrays, UserTable
+from streamer.core.settings import TrainerSettings
+from streamer.core.vocab import ItemArrays, ItemTable
+from streamer.errors import CheckpointError
+
+__all__ = ["FORMAT", "VERSION", "save_trainer", "load_trainer", "trainer_state", "restore_state", "read_state"]
+
+FORMAT = "streamer-checkpoint"
+VERSION = 1
+
+
+def trainer_state(trainer) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) describing ``trainer`` completely."""
+    items, users = trainer._items, trainer._users
+    meta = {
+        "format": FORMAT, "version": VERSION, "settings": trainer.settings.to_dict(),
+        "event_count": trainer._event_count, "watermark": trainer._watermark,
+        "next_maintenance": trainer._next_maintenance,
+        "item_ids": items.ids, "item_free": items.free, "user_ids": users.ids, "user_free": users.free,
+        "attributes": items.attributes, "retired": sorted(items.retired),
+        "pending_retired": sorted(trainer._pending_retired),
+    }
+    arrays = {f"items.{name}": value for name, value in items.arrays._asdict().items()}
+    arrays.update({f"users.{name}": value for name, value in users.arrays._asdict().items()})
+    arrays.update({"replay.pairs": trainer._replay.pairs, "replay.counters": trainer._replay.counters, "rng": trainer._rng})
+    return meta, arrays
+
+
+def _float(value) -> float:
+    return float(value) if value is not None else float("-inf")
+
+
+def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Rebuild ``trainer`` in place from ``trainer_state`` output."""
+    trainer.settings = TrainerSettings.from_dict(meta["settings"])
+    trainer._reset_state()
+    items, users = trainer._items, trainer._users
+    items.arrays = ItemArrays(**{name: arrays[f"items.{name}"] for name in ItemArrays._fields})
+    items.ids = list(meta["item_ids"])
+    items.rows = {item: row for row, item in enumerate(items.ids) if item is not None}
+    items.free = list(meta["item_free"])
+    for item, attributes in meta["attributes"].items():
+        items.set_attributes(item, attributes)
+    items.retired = set(meta["retired"])
+    users.arrays = UserArrays(**{name: arrays[f"users.{name}"] for name in UserArrays._fields})
+    users.ids = list(meta["user_ids"])
+    users.slots = {user: slot for slot, user in enumerate(users.ids) if user is not None}
+    users.free = list(meta["user_free"])
+    trainer._replay = ReplayArrays(arrays["replay.pairs"], arrays["replay.counters"])
+    trainer._rng = arrays["rng"]
+    trainer._event_count = int(meta["event_count"])
+    trainer._watermark = _float(meta["watermark"])
+    trainer._next_maintenance = _float(meta["next_maintenance"])
+    trainer._pending_retired = set(meta["pending_retired"])
+
+
+
+def save_trainer(trainer, path) -> None:
+    """Atomic write: temp file in the same directory, fsync, rename, fsync the directory."""
+    meta, arrays = trainer_state(trainer)
+    for key in ("watermark", "next_maintenance"):
+        if meta[key] == float("-inf"):
+            meta[key] = None
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                archive.writestr("meta.json", orjson.dumps(meta))
+                for name, value in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.ascontiguousarray(value), allow_pickle=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_state(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) from a checkpoint file; CheckpointError if it is not a valid one."""
+    try:
+        with zipfile.ZipFile(path, "r") as archive:
+            meta = orjson.loads(archive.read("meta.json"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: not a streamer checkpoint")
+            if meta.get("version") != VERSION:
+                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} (expected {VERSION})")
+            arrays = {}
+            for name in archive.namelist():
+                if name.endswith(".npy"):
+                    arrays[name[:-4]] = np.lib.format.read_array(io.BytesIO(archive.read(name)), allow_pickle=False)
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, orjson.JSONDecodeError, EOFError) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from None
+    return meta, arrays
+
+
+def load_trainer(path):
+    """A Trainer restored from ``path``."""
+    from streamer.core.trainer import Trainer
+
+    meta, arrays = read_state(path)
+    trainer = Trainer.__new__(Trainer)
+    try:
+        restore_state(trainer, meta, arrays)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: incomplete checkpoint ({error})") from None
+    return trainer

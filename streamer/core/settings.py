@@ -1,0 +1,95 @@
+"""The engine's frozen configuration: every knob of :class:`streamer.Trainer` with its default."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from streamer.errors import ConfigError
+
+__all__ = ["TrainerSettings"]
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Constructor configuration of :class:`streamer.Trainer` (saved in checkpoints).
+
+    Model: ``vector_size``, ``window`` (previous session items each new item is paired with),
+    ``negative`` (noise samples per pair), ``alpha`` (noise distribution count**alpha, may be negative),
+    ``subsample`` (word2vec frequent-item subsampling threshold, 0 = off), ``learning_rate`` and
+    ``accum_initial`` (per-row AdaGrad: step = learning_rate / sqrt(accum_initial + sum of squared
+    gradients)), ``dynamic_window`` (reach drawn uniformly in 1..window per event, as word2vec),
+    ``init_noise`` (relative noise on neighbour-initialised vectors), ``cold_start_neighbours``
+    (items averaged for a catalog upsert).
+    Sessions (event time, seconds): ``session_gap``, ``max_session_length``, ``lateness``.
+    Replay: ``replay_passes`` extra pairs drawn from the buffer of the last ``replay_buffer`` pairs
+    per pair learned (0 = off).
+    Bounds: ``max_items`` (evict least-used items beyond it), ``item_ttl`` (expire items unseen for
+    that long in event time); None = unbounded.
+    Serving: ``most_similar`` scores = ``dot_weight`` * input.output + ``cosine_weight`` * cosine
+    + ``popularity_weight`` * log(1 + count); ``user_decay`` weights a user's session items by age.
+    Runtime: ``seed``, ``workers`` (only 1 so far: one deterministic thread), ``batch_size`` (events per compiled call).
+    """
+
+    vector_size: int = 64
+    window: int = 3
+    negative: int = 5
+    alpha: float = 0.75
+    subsample: float = 1e-3
+    learning_rate: float = 0.2
+    accum_initial: float = 0.1
+    dynamic_window: bool = True
+    init_noise: float = 0.1
+    cold_start_neighbours: int = 5
+    session_gap: float = 1800.0
+    max_session_length: int = 200
+    lateness: float = 300.0
+    replay_passes: int = 10
+    replay_buffer: int = 1_000_000
+    max_items: int | None = None
+    item_ttl: float | None = None
+    dot_weight: float = 1.0
+    cosine_weight: float = 0.0
+    popularity_weight: float = 0.75
+    user_decay: float = 0.7
+    seed: int = 1
+    workers: int = 1
+    batch_size: int = 65536
+
+    def __post_init__(self) -> None:
+        positive_ints = ("vector_size", "window", "max_session_length", "batch_size", "workers", "cold_start_neighbours")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("negative", "replay_passes", "replay_buffer"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("alpha", "subsample", "learning_rate", "accum_initial", "init_noise", "session_gap",
+                     "lateness", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        for name in ("subsample", "init_noise", "session_gap", "lateness", "user_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if self.learning_rate <= 0 or self.accum_initial <= 0:
+            raise ConfigError("learning_rate and accum_initial must be > 0")
+        if self.max_items is not None and (not isinstance(self.max_items, int) or self.max_items < 2):
+            raise ConfigError("max_items must be None or an integer >= 2")
+        if self.item_ttl is not None and not (isinstance(self.item_ttl, (int, float)) and self.item_ttl > 0):
+            raise ConfigError("item_ttl must be None or a positive number of seconds")
+        if self.workers != 1:
+            raise ConfigError("workers > 1 is not implemented yet: the engine trains on one thread")
+        if not isinstance(self.seed, int):
+            raise ConfigError("seed must be an integer")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainerSettings":
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})

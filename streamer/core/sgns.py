@@ -1,0 +1,121 @@
+"""The skip-gram-with-negative-sampling step: the one implementation of the math (numba, nopython).
+
+``train_pair`` moves the input vector of ``source`` towards predicting ``target`` through the output
+vectors, against ``negative`` items drawn from the noise distribution. Learning rates are per row
+AdaGrad (Kaji & Kobayashi, "Incremental Skip-gram Model with Negative Sampling", 2017): each row keeps
+the running sum of its mean squared gradient, and its step is ``learning_rate / sqrt(sum)``. A stream
+that never ends needs no global schedule: frequent items settle, new and rare items still move fast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from streamer.core.noise import fenwick_sample
+from streamer.core.random import next_unit
+
+__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "train_pair", "initialise_row"]
+
+ITEM_FREE = 0  # row unused (free list)
+ITEM_NEW = 1  # id known, vector not initialised yet (initialised at its first event)
+ITEM_LIVE = 2  # vector initialised; served by vectors() / most_similar()
+
+_MAX_EXPONENT = 8.0
+_TABLE_SIZE = 2048
+# logistic function tabulated on [-_MAX_EXPONENT, _MAX_EXPONENT] (word2vec's EXP_TABLE): no exp() in the loop
+_SIGMOID = (1.0 / (1.0 + np.exp(-np.linspace(-_MAX_EXPONENT, _MAX_EXPONENT, _TABLE_SIZE + 1)))).astype(np.float32)
+_SCALE = np.float32(_TABLE_SIZE / (2.0 * _MAX_EXPONENT))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _sigmoid(score):
+    if score <= -_MAX_EXPONENT:
+        return _SIGMOID[0]
+    if score >= _MAX_EXPONENT:
+        return _SIGMOID[_TABLE_SIZE]
+    return _SIGMOID[int((score + _MAX_EXPONENT) * _SCALE + np.float32(0.5))]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _dot(left, right):
+    total = np.float32(0.0)
+    for index in range(left.shape[0]):
+        total += left[index] * right[index]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def draw_negatives(items, negatives, rng, slot):
+    """Fill ``negatives`` with rows drawn from the noise distribution (-1 where nothing can be drawn).
+
+    One draw serves every pair of an event (shared negatives, as in batched word2vec variants): the
+    O(log V) Fenwick descent is paid once per event instead of once per pair.
+    """
+    for position in range(negatives.shape[0]):
+        negatives[position] = fenwick_sample(items.noise_tree, items.noise_weights, rng, slot)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def train_pair(items, source, target, negatives, learning_rate, gradient):
+    """One SGNS update: input row ``source`` predicts output row ``target`` against the ``negatives`` rows
+    (a drawn row equal to ``target`` or -1 is skipped). ``gradient`` is a float32 scratch vector."""
+    vectors_in, vectors_out = items.vectors_in, items.vectors_out
+    size = vectors_in.shape[1]
+    hidden = vectors_in[source]
+    squared_hidden = _dot(hidden, hidden) / size
+    gradient[:] = 0.0
+    for draw in range(negatives.shape[0] + 1):
+        if draw == 0:
+            row, label = target, np.float32(1.0)
+        else:
+            row = negatives[draw - 1]
+            if row < 0 or row == target:
+                continue
+            label = np.float32(0.0)
+        output = vectors_out[row]
+        error = label - _sigmoid(_dot(hidden, output))
+        items.accum_out[row] += error * error * squared_hidden
+        step = np.float32(learning_rate / math.sqrt(items.accum_out[row])) * error
+        for index in range(size):
+            gradient[index] += error * output[index]
+            output[index] += step * hidden[index]
+    items.accum_in[source] += _dot(gradient, gradient) / size
+    step = np.float32(learning_rate / math.sqrt(items.accum_in[source]))
+    for index in range(size):
+        hidden[index] += step * gradient[index]
+    items.dirty[source] = 1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def initialise_row(items, row, neighbours, neighbour_count, noise_scale, accum_initial, rng, slot):
+    """Start ``row`` at the mean of the live rows in ``neighbours[:neighbour_count]`` plus small noise.
+
+    With no live neighbour the input vector is word2vec's uniform(-0.5, 0.5) / vector_size and the
+    output vector is zero. Returns the number of neighbours used.
+    """
+    vectors_in, vectors_out = items.vectors_in, items.vectors_out
+    size = vectors_in.shape[1]
+    vectors_in[row, :] = 0.0
+    vectors_out[row, :] = 0.0
+    used = 0
+    for position in range(neighbour_count):
+        other = neighbours[position]
+        if other < 0 or other == row or items.status[other] != ITEM_LIVE:
+            continue
+        used += 1
+        for index in range(size):
+            vectors_in[row, index] += vectors_in[other, index]
+            vectors_out[row, index] += vectors_out[other, index]
+    scale = np.float32(1.0 / used) if used > 0 else np.float32(0.0)
+    jitter = np.float32(noise_scale if used > 0 else 1.0) / size
+    for index in range(size):
+        vectors_in[row, index] = vectors_in[row, index] * scale + (next_unit(rng, slot) - 0.5) * jitter
+        vectors_out[row, index] *= scale
+    items.accum_in[row] = accum_initial
+    items.accum_out[row] = accum_initial
+    items.status[row] = ITEM_LIVE
+    items.dirty[row] = 1
+    return used

@@ -1,0 +1,306 @@
+"""Trainer: the streaming Item2vec engine — events in, vectors out, nothing else (no I/O, no clock).
+
+>>> trainer = Trainer(vector_size=8, seed=3)
+>>> trainer.learn([("u1", "a", 0.0), ("u1", "b", 1.0), ("u2", "a", 2.0), ("u2", "", 3.0)]).accepted
+3
+>>> ids, vectors = trainer.vectors()
+>>> sorted(ids), vectors.shape
+(['a', 'b'], (2, 8))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from streamer.core.learning import COUNTER_SIZE, Hyper, ReplayArrays, learn_events, replay_pairs
+from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
+from streamer.core.random import new_state
+from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
+from streamer.core.settings import TrainerSettings
+from streamer.core.sgns import ITEM_LIVE
+from streamer.core.similarity import score_candidates, top_k
+from streamer.events import MAX_ID_LENGTH, Event, InvalidRecord, parse_catalog_update, parse_event
+from streamer.core.vocab import ItemTable
+
+__all__ = ["Trainer", "LearnReport", "TrainerSettings"]
+
+_INFINITY = math.inf
+
+
+@dataclass
+class LearnReport:
+    """What a ``learn``/``catalog`` call did: records accepted, and rejected ones with their reason."""
+
+    accepted: int = 0
+    rejected: list[tuple[Any, str]] = field(default_factory=list)
+
+
+class _SlowPath(Exception):
+    pass
+
+
+class Trainer:
+    """Online skip-gram with negative sampling over a growing item vocabulary. See :class:`TrainerSettings`."""
+
+    def __init__(self, **settings: Any):
+        self.settings = TrainerSettings(**settings)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        settings = self.settings
+        self._items = ItemTable(settings.vector_size)
+        self._users = UserTable(settings.window)
+        self._replay = ReplayArrays(np.full((settings.replay_buffer, 2), -1, np.int32), np.zeros(COUNTER_SIZE, np.int64))
+        self._rng = new_state(settings.seed, settings.workers)
+        self._hyper = Hyper(
+            settings.window, settings.negative, float(settings.alpha), float(settings.subsample),
+            float(settings.learning_rate), np.float32(settings.accum_initial), float(settings.session_gap),
+            settings.max_session_length, float(settings.lateness), settings.replay_passes,
+            float(settings.init_noise), bool(settings.dynamic_window),
+        )
+        self._event_count = 0
+        self._watermark = -_INFINITY
+        self._next_maintenance = -_INFINITY
+        self._pending_retired: set[str] = set()
+
+    # ---- learning -------------------------------------------------------------------------------------
+
+    def learn(self, events: Iterable[Any]) -> LearnReport:
+        """Learn events in order; invalid ones are skipped and returned in ``report.rejected``, never raised."""
+        report = LearnReport()
+        batch: tuple[list, list, list, list] = ([], [], [], [])
+        add_slot, add_row, add_ts, add_record = (part.append for part in batch)
+        user_slots, item_rows, retired = self._users.slots, self._items.rows, self._items.retired
+        limit, max_items = self.settings.batch_size, self.settings.max_items
+        watermark, next_maintenance, pending = self._watermark, self._next_maintenance, 0
+        for record in events:
+            try:
+                kind = type(record)
+                if kind is tuple or kind is list:
+                    user, item, ts = record
+                elif kind is dict and len(record) == 3:
+                    user, item, ts = record["user"], record["item"], record["ts"]
+                elif kind is Event:
+                    user, item, ts = record.user, record.item, record.ts
+                else:
+                    raise _SlowPath
+                if not (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
+                        and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts < _INFINITY):
+                    raise _SlowPath
+            except (_SlowPath, ValueError, KeyError, TypeError):
+                try:
+                    event = parse_event(record)
+                except InvalidRecord as error:
+                    report.rejected.append((record, error.reason))
+                    continue
+                user, item, ts = event.user, event.item, event.ts
+            if ts > watermark:
+                if ts >= next_maintenance:
+                    self._flush(batch, report)
+                    self._maintain(ts)
+                    next_maintenance, pending = self._next_maintenance, 0
+                watermark = self._watermark = ts
+            row = item_rows.get(item)
+            if row is None:
+                if item in retired:
+                    report.rejected.append((record, "retired_item"))
+                    continue
+                if max_items is not None and self._items.live_count >= max_items:
+                    self._flush(batch, report)
+                    pending = 0
+                    self._pending_retired.update(evict_least_used(self._items, self._users, self._replay.pairs, max_items))
+                row = self._items.allocate(item, float(ts))
+            slot = user_slots.get(user)
+            if slot is None:
+                slot = self._users.slot(user)
+            add_slot(slot)
+            add_row(row)
+            add_ts(ts)
+            add_record(record)
+            pending += 1
+            if pending >= limit:
+                self._flush(batch, report)
+                pending = 0
+        self._flush(batch, report)
+        return report
+
+    def _flush(self, batch: tuple[list, list, list, list], report: LearnReport) -> None:
+        slots, rows, stamps, records = batch
+        if not slots:
+            return
+        outcome = np.zeros(len(slots), np.int8)
+        accepted = learn_events(
+            self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng,
+            np.array(slots, np.int32), np.array(rows, np.int32), np.array(stamps, np.float64), outcome,
+        )
+        if accepted < len(slots):
+            report.rejected.extend((records[index], "late") for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
+        report.accepted += int(accepted)
+        self._event_count += int(accepted)
+        for part in batch:
+            part.clear()
+
+    def _maintenance_interval(self) -> float:
+        settings = self.settings
+        interval = max(settings.session_gap + settings.lateness, 60.0)
+        if settings.item_ttl is not None:
+            interval = min(interval, settings.item_ttl / 8.0)
+        return interval
+
+    def _maintain(self, watermark: float) -> None:
+        """Event-time housekeeping: recycle idle users' slots, expire items past their TTL."""
+        settings = self.settings
+        self._users.sweep(watermark - settings.session_gap - settings.lateness)
+        if settings.item_ttl is not None:
+            expired = expire_stale(self._items, self._users, self._replay.pairs, watermark - settings.item_ttl)
+            self._pending_retired.update(expired)
+        self._next_maintenance = watermark + self._maintenance_interval()
+
+    def replay(self, max_pairs: int) -> int:
+        """Spare-time hook: train up to ``max_pairs`` pairs from the replay buffer (breaks A+B == A,B equality)."""
+        gradient = np.zeros(self.settings.vector_size, np.float32)
+        negatives = np.empty(self.settings.negative, np.int64)
+        return int(replay_pairs(self._items.arrays, self._replay, self._hyper, int(max_pairs), self._rng, 0, gradient,
+                                negatives))
+
+    def catalog(self, updates: Iterable[Any]) -> LearnReport:
+        """Apply catalog upserts (create/re-attribute items) and retirements; invalid ones are returned."""
+        report = LearnReport()
+        items = self._items
+        for record in updates:
+            try:
+                update = parse_catalog_update(record)
+            except InvalidRecord as error:
+                report.rejected.append((record, error.reason))
+                continue
+            ts = update.ts if update.ts is not None else max(self._watermark, 0.0)
+            if update.op == "retire":
+                row = items.rows.get(update.item)
+                if row is not None:
+                    release_rows(items, self._users, self._replay.pairs, np.array([row]))
+                items.retired.add(update.item)
+                self._pending_retired.add(update.item)
+            else:
+                max_items = self.settings.max_items
+                if update.item not in items.rows and max_items is not None and items.live_count >= max_items:
+                    self._pending_retired.update(evict_least_used(items, self._users, self._replay.pairs, max_items))
+                upsert_item(items, update.item, update.attrs, ts, self.settings, self._rng)
+            report.accepted += 1
+        return report
+
+    # ---- reading --------------------------------------------------------------------------------------
+
+    def _served(self, rows: np.ndarray) -> np.ndarray:
+        return self._items.arrays.vectors_in[rows].astype(np.float32, copy=True)
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        """All served items (retired excluded) and their float32 vectors, (n, vector_size)."""
+        rows = self._items.live_rows()
+        ids = self._items.ids
+        return [ids[row] for row in rows.tolist()], self._served(rows)
+
+    def vector(self, item: str) -> np.ndarray | None:
+        row = self._live_row(item)
+        return None if row is None else self._served(np.array([row]))[0]
+
+    def _live_row(self, item: str) -> int | None:
+        row = self._items.rows.get(item)
+        if row is None or self._items.arrays.status[row] != ITEM_LIVE:
+            return None
+        return row
+
+    def most_similar(self, item: str, k: int = 10) -> list[tuple[str, float]]:
+        """Top-``k`` items for ``item`` by the model's own scores; never the item itself nor retired items."""
+        return self.most_similar_many([item], k)[0]
+
+    def most_similar_many(self, items: list[str], k: int = 10) -> list[list[tuple[str, float]]]:
+        """``most_similar`` for many queries with one matrix product (unknown queries give [])."""
+        candidates = self._items.live_rows()
+        query_rows = [self._live_row(item) for item in items]
+        known = [index for index, row in enumerate(query_rows) if row is not None]
+        results: list[list[tuple[str, float]]] = [[] for _ in items]
+        if not known or candidates.size == 0:
+            return results
+        queries = np.array([query_rows[index] for index in known], np.int64)
+        scores = score_candidates(self._items.arrays, queries, candidates, self.settings)
+        ids = self._items.ids
+        for position, index in enumerate(known):
+            row_scores = scores[position]
+            row_scores[candidates == queries[position]] = -np.inf
+            best = top_k(row_scores, k + 1)
+            results[index] = [(ids[candidates[c]], float(row_scores[c])) for c in best.tolist()
+                              if candidates[c] != queries[position]][:k]
+        return results
+
+    def user_vector(self, user: str) -> np.ndarray | None:
+        """Mean of the open session's item vectors, weighted by ``user_decay ** age``; None if unknown."""
+        slot = self._users.slots.get(user)
+        if slot is None:
+            return None
+        ring = self._users.arrays.ring[slot, : self._users.arrays.ring_size[slot]]
+        rows = np.array([row for row in ring.tolist() if row >= 0 and self._items.arrays.status[row] == ITEM_LIVE])
+        if rows.size == 0:
+            return None
+        weights = session_weights(rows.size, self.settings.user_decay).astype(np.float32)
+        return (weights[:, None] * self._served(rows)).sum(axis=0)
+
+    def take_changed(self) -> set[str]:
+        """Ids whose served vector changed since the last call (trained, created, initialised)."""
+        count = len(self._items.ids)
+        dirty = self._items.arrays.dirty
+        rows = np.flatnonzero(dirty[:count])
+        dirty[rows] = 0
+        ids, status = self._items.ids, self._items.arrays.status
+        return {ids[row] for row in rows.tolist() if status[row] == ITEM_LIVE}
+
+    def take_retired(self) -> set[str]:
+        """Ids retired, evicted or expired since the last call (and not back since)."""
+        retired = {item for item in self._pending_retired if item not in self._items.rows}
+        self._pending_retired.clear()
+        return retired
+
+    @property
+    def event_count(self) -> int:
+        return self._event_count
+
+    @property
+    def item_count(self) -> int:
+        return int(np.count_nonzero(self._items.arrays.status == ITEM_LIVE))
+
+    @property
+    def open_session_count(self) -> int:
+        return self._users.open_count(self._watermark, self.settings.session_gap)
+
+    @property
+    def watermark(self) -> float:
+        """Latest event time seen (-inf before any event)."""
+        return self._watermark
+
+    # ---- persistence ----------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write an atomic, versioned checkpoint (see :mod:`streamer.core.persistence`)."""
+        from streamer.core.persistence import save_trainer
+
+        save_trainer(self, path)
+
+    @classmethod
+    def load(cls, path) -> "Trainer":
+        """Read a checkpoint; a corrupt, truncated or foreign file raises CheckpointError."""
+        from streamer.core.persistence import load_trainer
+
+        return load_trainer(path)
+
+    def __getstate__(self):
+        from streamer.core.persistence import trainer_state
+
+        return trainer_state(self)
+
+    def __setstate__(self, state) -> None:
+        from streamer.core.persistence import restore_state
+
+        restore_state(self, *state)

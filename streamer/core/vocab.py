@@ -1,0 +1,145 @@
+"""The growing vocabulary: item id <-> row, per-row arrays, counts, attributes, retirement.
+
+Rows are appended as items appear and the arrays grow by doubling (amortised O(1) per new item; the
+V x d matrices are never copied per batch). Released rows (retired, evicted, expired) go to a free
+list and are reused. Counts are cumulative over the whole stream.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from streamer.core.noise import fenwick_build, set_weight
+from streamer.core.sgns import ITEM_FREE, ITEM_LIVE, ITEM_NEW
+
+__all__ = ["ItemArrays", "ItemTable"]
+
+ItemArrays = namedtuple(
+    "ItemArrays",
+    ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
+     "noise_weights", "noise_tree"],
+)
+
+
+def _allocate(capacity: int, vector_size: int) -> ItemArrays:
+    return ItemArrays(
+        np.zeros((capacity, vector_size), np.float32), np.zeros((capacity, vector_size), np.float32),
+        np.zeros(capacity, np.float32), np.zeros(capacity, np.float32),
+        np.zeros(capacity, np.int64), np.zeros(capacity, np.float64),
+        np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
+        np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64),
+    )
+
+
+class ItemTable:
+    """Item id -> row, the per-row arrays, the attribute index and the retired ids."""
+
+    def __init__(self, vector_size: int, capacity: int = 1024):
+        self.vector_size = vector_size
+        self.rows: dict[str, int] = {}
+        self.ids: list[str | None] = []
+        self.free: list[int] = []
+        self.arrays = _allocate(capacity, vector_size)
+        self.attributes: dict[str, dict[str, str]] = {}
+        self.attribute_index: dict[tuple[str, str], set[str]] = {}
+        self.retired: set[str] = set()
+
+    @property
+    def live_count(self) -> int:
+        return len(self.rows)
+
+    def allocate(self, item: str, ts: float = 0.0) -> int:
+        """A fresh row for a new ``item`` (status NEW: initialised at its first event)."""
+        if self.free:
+            row = self.free.pop()
+            self.ids[row] = item
+        else:
+            row = len(self.ids)
+            self.ids.append(item)
+            if row >= self.arrays.counts.shape[0]:
+                self._grow()
+        self.arrays.status[row] = ITEM_NEW
+        self.arrays.last_seen[row] = ts
+        self.rows[item] = row
+        self.retired.discard(item)
+        return row
+
+    def _grow(self) -> None:
+        old = self.arrays
+        new = _allocate(2 * old.counts.shape[0], self.vector_size)
+        for name in ItemArrays._fields:
+            if name != "noise_tree":
+                getattr(new, name)[: getattr(old, name).shape[0]] = getattr(old, name)
+        fenwick_build(new.noise_tree, new.noise_weights)
+        self.arrays = new
+
+    def release(self, rows: np.ndarray) -> list[str]:
+        """Free ``rows`` (their ids are forgotten; weights leave the noise tree). Returns the ids."""
+        arrays = self.arrays
+        ids = []
+        for row in rows.tolist():
+            item = self.ids[row]
+            ids.append(item)
+            del self.rows[item]
+            self.ids[row] = None
+            self.free.append(row)
+            self._unindex(item)
+        arrays.status[rows] = ITEM_FREE
+        arrays.counts[rows] = 0
+        arrays.dirty[rows] = 0
+        arrays.vectors_in[rows] = 0.0
+        arrays.vectors_out[rows] = 0.0
+        for row in rows.tolist():
+            set_weight(arrays.noise_tree, arrays.noise_weights, row, 0.0)
+        return ids
+
+    def set_attributes(self, item: str, attributes: dict[str, str]) -> None:
+        self._unindex(item)
+        self.attributes[item] = dict(attributes)
+        for pair in attributes.items():
+            self.attribute_index.setdefault(pair, set()).add(item)
+
+    def _unindex(self, item: str) -> None:
+        for pair in self.attributes.pop(item, {}).items():
+            members = self.attribute_index.get(pair)
+            if members is not None:
+                members.discard(item)
+                if not members:
+                    del self.attribute_index[pair]
+
+    def attribute_neighbours(self, attributes: dict[str, str], limit: int) -> np.ndarray:
+        """Rows of up to ``limit`` live items sharing the most attributes with ``attributes``, most frequent first."""
+        shared: dict[str, int] = {}
+        for pair in attributes.items():
+            for item in self.attribute_index.get(pair, ()):
+                shared[item] = shared.get(item, 0) + 1
+        arrays = self.arrays
+        candidates = [
+            (-matches, -int(arrays.counts[self.rows[item]]), item)
+            for item, matches in shared.items()
+            if item in self.rows and arrays.status[self.rows[item]] == ITEM_LIVE and arrays.counts[self.rows[item]] > 0
+        ]
+        candidates.sort()
+        return np.array([self.rows[item] for _, _, item in candidates[:limit]], dtype=np.int32)
+
+    def live_rows(self) -> np.ndarray:
+        """Rows whose vectors are served, in row order."""
+        count = len(self.ids)
+        return np.flatnonzero(self.arrays.status[:count] == ITEM_LIVE)
+
+    def least_used(self, how_many: int, protect: int = -1) -> np.ndarray:
+        """The ``how_many`` live-or-new rows with the lowest count (ties: least recently seen first)."""
+        count = len(self.ids)
+        arrays = self.arrays
+        candidates = np.flatnonzero(arrays.status[:count] != ITEM_FREE)
+        candidates = candidates[candidates != protect]
+        order = np.lexsort((candidates, arrays.last_seen[candidates], arrays.counts[candidates]))
+        return np.sort(candidates[order[:how_many]])
+
+    def stale_rows(self, before_ts: float) -> np.ndarray:
+        """Rows not seen since ``before_ts`` (item TTL)."""
+        count = len(self.ids)
+        arrays = self.arrays
+        return np.flatnonzero((arrays.status[:count] != ITEM_FREE) & (arrays.last_seen[:count] < before_ts))

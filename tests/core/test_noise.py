@@ -1,0 +1,54 @@
+"""The incremental negative-sampling distribution matches count**alpha within tolerance."""
+
+import numpy as np
+import pytest
+
+from streamer.core.noise import fenwick_build, fenwick_sample, set_weight, target_distribution
+from streamer.core.random import new_state
+
+
+def draw(tree, weights, draws: int, seed: int = 5) -> np.ndarray:
+    rng = new_state(seed)
+    samples = np.array([fenwick_sample(tree, weights, rng, 0) for _ in range(draws)])
+    return np.bincount(samples, minlength=weights.size) / draws
+
+
+@pytest.mark.parametrize("alpha", [0.75, 0.0, -0.5])
+def test_samples_follow_count_power_alpha_after_incremental_updates(alpha):
+    counts = np.zeros(40, np.int64)
+    weights = np.zeros(40)
+    tree = np.zeros(41)
+    random = np.random.default_rng(1)
+    for item in random.zipf(1.6, size=3000) % 37:  # incremental updates only, like the stream
+        counts[item] += 1
+        set_weight(tree, weights, int(item), float(counts[item]) ** alpha)
+    for item in (3, 11):  # retired: weight 0
+        set_weight(tree, weights, item, 0.0)
+        counts[item] = 0
+    observed = draw(tree, weights, 60_000)
+    expected = target_distribution(counts, alpha)
+    assert np.abs(observed - expected).max() < 0.01
+    assert observed[[3, 11, 37, 38, 39]].sum() == 0.0  # retired and never-seen rows are never drawn
+    rebuilt = np.zeros_like(tree)
+    fenwick_build(rebuilt, weights)
+    assert np.allclose(rebuilt, tree)
+
+
+def test_empty_distribution_draws_nothing():
+    weights = np.zeros(8)
+    tree = np.zeros(9)
+    assert fenwick_sample(tree, weights, new_state(1), 0) == -1
+
+
+def test_trainer_noise_tracks_running_counts():
+    from streamer import Trainer
+
+    trainer = Trainer(vector_size=8, alpha=0.5)
+    events = [("u", f"i{index % 7}", float(index)) for index in range(700)]
+    events += [("u", "i0", 700.0 + index) for index in range(300)]
+    trainer.learn(events)
+    arrays = trainer._items.arrays
+    rows = [trainer._items.rows[f"i{index}"] for index in range(7)]
+    expected = target_distribution(arrays.counts[rows], 0.5)
+    observed = arrays.noise_weights[rows] / arrays.noise_tree[0]
+    assert np.allclose(observed, expected, atol=1e-9)

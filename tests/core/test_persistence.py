@@ -1,0 +1,117 @@
+"""Checkpoints: A then B equals A+B (any split, with or without save/load), atomic, versioned, validated."""
+
+import zipfile
+
+import numpy as np
+import orjson
+import pytest
+
+from streamer import Trainer
+from streamer.errors import CheckpointError
+
+from tests.core.synthetic import clustered_events
+
+SETTINGS = {"vector_size": 16, "seed": 3, "replay_passes": 2, "replay_buffer": 500, "max_items": 30,
+            "item_ttl": 50_000.0}
+
+
+def events():
+    stream = clustered_events(clusters=6, sessions=120)
+    return stream + [("tail", f"fresh{index}", stream[-1][2] + index) for index in range(10)]
+
+
+def same_state(left: Trainer, right: Trainer) -> None:
+    left_ids, left_vectors = left.vectors()
+    right_ids, right_vectors = right.vectors()
+    assert left_ids == right_ids
+    assert np.array_equal(left_vectors, right_vectors)
+    assert left.event_count == right.event_count
+    assert left.open_session_count == right.open_session_count
+
+
+@pytest.mark.parametrize("split", [1, 97, 333, 500])
+def test_learning_a_then_b_equals_a_plus_b(split):
+    stream = events()
+    whole, parts = Trainer(**SETTINGS), Trainer(**SETTINGS)
+    whole.learn(stream)
+    parts.learn(stream[:split])
+    parts.learn(stream[split:])
+    same_state(whole, parts)
+
+
+def test_batch_size_does_not_change_what_is_learned():
+    stream = events()
+    whole, small_batches = Trainer(**SETTINGS), Trainer(**SETTINGS, batch_size=7)
+    whole.learn(stream)
+    small_batches.learn(stream)
+    same_state(whole, small_batches)
+
+
+@pytest.mark.parametrize("split", [150, 401])
+def test_save_load_between_a_and_b_changes_nothing(tmp_path, split):
+    stream = events()
+    whole, first = Trainer(**SETTINGS), Trainer(**SETTINGS)
+    whole.learn(stream)
+    first.learn(stream[:split])
+    path = tmp_path / "model.ckpt"
+    first.save(path)
+    resumed = Trainer.load(path)
+    assert resumed.settings == first.settings
+    resumed.learn(stream[split:])
+    same_state(whole, resumed)
+    assert list(tmp_path.iterdir()) == [path]  # the temporary file was renamed, nothing left behind
+
+
+def test_catalog_state_survives_save_load(tmp_path):
+    trainer = Trainer(vector_size=8)
+    trainer.learn([("u", "a", 1.0), ("u", "b", 2.0)])
+    trainer.catalog([{"op": "upsert", "item": "a", "attrs": {"brand": "x"}}, {"op": "retire", "item": "b"}])
+    trainer.save(tmp_path / "c.ckpt")
+    resumed = Trainer.load(tmp_path / "c.ckpt")
+    assert resumed.learn([("u", "b", 3.0)]).rejected[0][1] == "retired_item"
+    resumed.catalog([{"op": "upsert", "item": "new", "attrs": {"brand": "x"}}])
+    assert np.allclose(resumed.vector("new"), resumed.vector("a"), atol=0.01)
+
+
+def test_garbage_truncated_and_foreign_files_raise_checkpoint_error(tmp_path):
+    trainer = Trainer(vector_size=8)
+    trainer.learn(clustered_events(sessions=5))
+    good = tmp_path / "good.ckpt"
+    trainer.save(good)
+    data = good.read_bytes()
+    cases = {
+        "missing.ckpt": None,
+        "garbage.ckpt": b"hello world",
+        "truncated.ckpt": data[: len(data) // 2],
+        "flipped.ckpt": data[:-200] + bytes(byte ^ 0xFF for byte in data[-200:-150]) + data[-150:],
+    }
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError):
+            Trainer.load(tmp_path / name)
+    foreign = tmp_path / "foreign.ckpt"
+    with zipfile.ZipFile(foreign, "w") as archive:
+        archive.writestr("meta.json", orjson.dumps({"format": "something-else", "version": 1}))
+    with pytest.raises(CheckpointError, match="not a streamer checkpoint"):
+        Trainer.load(foreign)
+    future = tmp_path / "future.ckpt"
+    with zipfile.ZipFile(future, "w") as archive:
+        archive.writestr("meta.json", orjson.dumps({"format": "streamer-checkpoint", "version": 99}))
+    with pytest.raises(CheckpointError, match="version"):
+        Trainer.load(future)
+
+
+def test_corrupt_vector_bytes_are_detected(tmp_path):
+    trainer = Trainer(vector_size=8)
+    trainer.learn(clustered_events(sessions=5))
+    path = tmp_path / "model.ckpt"
+    trainer.save(path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("items.vectors_in.npy")
+    offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    data[offset] ^= 0x55
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        Trainer.load(path)
