@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 
-from streamer.errors import StreamerError
+from streamer.errors import ConfigError, StreamerError
 from streamer.evaluation.protocol import SESSION_GAP_SECONDS, Event, SessionTracker, rank_by_cosine
 
 __all__ = ["GENSIM_SETTINGS", "GensimModel", "GensimUnavailable", "session_sentences"]
@@ -65,7 +65,7 @@ class GensimModel:
 
     def __init__(self, mode: str, seed: int = 1, **overrides):
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
+            raise ConfigError(f"gensim mode must be one of {MODES}, not {mode!r}")
         self.Word2Vec = _word2vec_class()
         self.mode = mode
         self.name = f"gensim-{mode}"

@@ -37,8 +37,11 @@ from typing import Protocol
 
 import numpy as np
 
+from streamer.errors import ConfigError
+
 __all__ = [
     "SESSION_GAP_SECONDS",
+    "Event",
     "WARMUP_SHARE",
     "Model",
     "ModelResult",
@@ -106,7 +109,7 @@ class Split:
 def split_events(events: Iterable[Event], slices: int = 10, gap: float = SESSION_GAP_SECONDS) -> Split:
     """Sort (stable) by ts, sessionize, split at ``cut`` and into ``slices`` equal time slices."""
     if slices < 1:
-        raise ValueError("slices must be >= 1")
+        raise ConfigError("slices must be >= 1")
     ordered = sorted(((str(key), str(item), float(ts)) for key, item, ts in events), key=lambda event: event[2])
     if not ordered:
         return Split([], [[] for _ in range(slices)], [[] for _ in range(slices)], 0.0, 0.0, 0.0)

@@ -1,0 +1,125 @@
+"""``streamer eval``: the protocol of shared/EVALUATION.md on a shared data set or any CSV, every model in one run."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamer.datasets import load_events
+from streamer.errors import StreamerError
+
+__all__ = ["DEFAULT_MODELS", "HELP", "MODEL_NAMES", "add_arguments", "build_model", "run"]
+
+HELP = "score streamer against count and gensim baselines (chunked prequential next-item protocol)"
+DESCRIPTION = (
+    "Chunked prequential next-item evaluation (shared/EVALUATION.md): warm-up on the first 80% of time, "
+    "then S slices, each queried (previous session item -> item, HR@10/MRR@10) before the models learn it. "
+    "Prints the table, writes DIR/<data set>-S<S>.json and .png."
+)
+MODEL_NAMES = ("streamer", "streamer-cosine", "cooc", "popular", "gensim-static", "gensim-online", "gensim-retrain")
+DEFAULT_MODELS = ",".join(MODEL_NAMES)
+
+
+def build_model(name: str, seed: int):
+    """A fresh model of the protocol by its command-line name."""
+    from streamer.evaluation import baselines
+
+    if name == "popular":
+        return baselines.PopularityModel()
+    if name == "cooc":
+        return baselines.CooccurrenceModel()
+    if name.startswith("gensim-"):
+        from streamer.evaluation.gensim_models import GensimModel
+
+        return GensimModel(name.removeprefix("gensim-"), seed=seed)
+    from streamer.evaluation import streamer_models
+
+    try:
+        if name == "streamer":
+            return streamer_models.StreamerModel(seed=seed)
+        if name == "streamer-cosine":
+            return streamer_models.StreamerCosineModel(seed=seed)
+    except ImportError as error:
+        raise StreamerError(f"model {name!r} needs the engine (streamer.Trainer): {error}") from error
+    raise StreamerError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+
+
+def _model_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown model(s) {unknown}; known: {', '.join(MODEL_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DATASET",
+                        help="movielens | yoochoose | diginetica, a shared data folder, or a CSV file with --columns")
+    parser.add_argument("--slices", type=_positive, default=10, help="S, the number of equal time slices after the warm-up")
+    parser.add_argument("--models", type=_model_list, default=DEFAULT_MODELS,
+                        help="comma-separated models to run, all in the same run")
+    parser.add_argument("--columns", default=None,
+                        help="CSV input: user,item,ts column names (or 0-based indexes with --no-header)")
+    parser.add_argument("--delimiter", default=",", help="CSV delimiter (\\t for tab)")
+    parser.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    parser.add_argument("--out", type=Path, default=Path("eval-results"), help="directory for the JSON and PNG")
+    parser.add_argument("--limit", type=_positive, default=None, help="keep only the first N events in time order")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every randomised model")
+
+
+def _label(dataset: str, csv_input: bool) -> str:
+    name = Path(dataset).stem if csv_input or "/" in dataset else dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "dataset"
+
+
+def _progress(stream) -> Callable:
+    def report(name: str, index: int, count: int, chunk) -> None:
+        print(f"  {name:<16} slice {index + 1:>3}/{count}: {chunk.pairs:>6} pairs  HR {chunk.hit_rate:.3f}  "
+              f"learn {chunk.learn_seconds:.2f}s", file=stream, flush=True)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamer.evaluation.protocol import evaluate, split_events
+    from streamer.evaluation.report import format_table, result_document, write_json, write_plot
+
+    csv_input = args.columns is not None
+    columns = [column.strip() for column in args.columns.split(",")] if csv_input else None
+    if columns is not None and len(columns) != 3:
+        raise StreamerError("--columns needs exactly three names: user,item,ts")
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
+    events = load_events(args.dataset, columns=columns, delimiter=delimiter, header=not args.no_header,
+                         limit=args.limit)
+    if not events:
+        raise StreamerError(f"no events read from {args.dataset!r}")
+    split = split_events(events, slices=args.slices)
+    label = _label(args.dataset, csv_input)
+    pairs = sum(len(queries) for queries in split.queries)
+    print(f"{label}: {len(events)} events, warm-up {len(split.warmup)}, S = {args.slices}, {pairs} query pairs",
+          file=sys.stderr, flush=True)
+    models = [build_model(name, args.seed) for name in args.models]  # fail fast on a missing extra
+    results = []
+    for model in models:
+        started = time.perf_counter()
+        print(f"{model.name}: learning the warm-up", file=sys.stderr, flush=True)
+        results.append(evaluate(model, split, progress=_progress(sys.stderr)))
+        print(f"{model.name}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    document = result_document(label, split, results, seed=args.seed, limit=args.limit)
+    stem = f"{label}-S{args.slices}"
+    json_path = write_json(document, args.out / f"{stem}.json")
+    plot_path = write_plot(document, args.out / f"{stem}.png")
+    print(f"{label}, S = {args.slices}, K = 10")
+    print(format_table(results))
+    print(f"wrote {json_path} and {plot_path}")
+    return 0
