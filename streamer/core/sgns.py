@@ -82,6 +82,7 @@ def train_pair(items, source, target, negatives, learning_rate, gradient):
         for index in range(size):
             gradient[index] += error * output[index]
             output[index] += step * hidden[index]
+        items.dirty[row] = 1  # the served vector is input + output
     items.accum_in[source] += _dot(gradient, gradient) / size
     step = np.float32(learning_rate / math.sqrt(items.accum_in[source]))
     for index in range(size):

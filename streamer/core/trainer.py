@@ -22,7 +22,7 @@ from streamer.core.random import new_state
 from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
 from streamer.core.settings import TrainerSettings
 from streamer.core.sgns import ITEM_LIVE
-from streamer.core.similarity import score_candidates, top_k
+from streamer.core.similarity import score_candidates, served_vectors, top_k
 from streamer.events import MAX_ID_LENGTH, Event, InvalidRecord, parse_catalog_update, parse_event
 from streamer.core.vocab import ItemTable
 
@@ -195,10 +195,10 @@ class Trainer:
     # ---- reading --------------------------------------------------------------------------------------
 
     def _served(self, rows: np.ndarray) -> np.ndarray:
-        return self._items.arrays.vectors_in[rows].astype(np.float32, copy=True)
+        return served_vectors(self._items.arrays, rows)
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
-        """All served items (retired excluded) and their float32 vectors, (n, vector_size)."""
+        """All served items (retired excluded) and their float32 vectors (input + output), (n, vector_size)."""
         rows = self._items.live_rows()
         ids = self._items.ids
         return [ids[row] for row in rows.tolist()], self._served(rows)
