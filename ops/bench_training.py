@@ -2,8 +2,9 @@
 
 Same corpus, same hyperparameters (vector_size 64, window 5 drawn dynamically as word2vec does, negative 5,
 sample 1e-3, one pass: the Trainer's replay is off because gensim makes no extra passes):
-prints tokens/s of both and their ratio, for gensim workers=1 and workers=2, then the peak RSS of
-a Trainer holding 1M items (measured in a child process).
+prints tokens/s of both and their ratio, for workers=1 (Trainer(workers=1) vs gensim workers=1) and
+workers=2 (Trainer(workers=2): serial bookkeeping + parallel Hogwild SGNS, vs gensim workers=2), then the
+peak RSS of a Trainer holding 1M items (measured in a child process).
 
     /tmp/venv/bin/python ops/bench_training.py [--tokens 1000000] [--items 50000] [--memory-items 1000000]
 
@@ -48,7 +49,7 @@ def corpus(tokens: int, items: int, seed: int = 0) -> tuple[list[list[str]], lis
 def time_trainer(events, workers: int = 1) -> float:
     from streamer import Trainer
 
-    Trainer(**HYPER).learn(events[:1000])  # compile (cached) outside the timing
+    Trainer(**HYPER, workers=workers).learn(events[:1000])  # compile (cached) outside the timing
     # gensim's settings, not the Trainer's defaults: one pass (no replay), sample 1e-3 and word2vec's
     # dynamic window (gensim shrink_windows=True), so both do the same pairs per token
     trainer = Trainer(**HYPER, subsample=1e-3, replay_passes=0, dynamic_window=True, workers=workers, seed=1)
@@ -90,11 +91,12 @@ def main() -> int:
         return 0
     sessions, events = corpus(args.tokens, args.items)
     print(f"corpus: {len(events)} tokens, {len(sessions)} sessions, {args.items} item ids; "
-          f"vector_size 64, window 5 (dynamic), negative 5, sample 1e-3, one pass (Trainer replay_passes=0)")
-    ours = len(events) / time_trainer(events)
+          f"vector_size 64, window 5 (dynamic), negative 5, sample 1e-3, one pass (Trainer replay_passes=0); "
+          f"same corpus and settings on both sides, workers = threads on each side")
     for workers in (1, 2):
+        ours = len(events) / time_trainer(events, workers)
         theirs = len(events) / time_gensim(sessions, workers)
-        print(f"workers={workers}: streamer Trainer.learn {ours:,.0f} tokens/s (1 thread) | "
+        print(f"workers={workers}: streamer Trainer(workers={workers}).learn {ours:,.0f} tokens/s | "
               f"gensim Word2Vec(sg=1, workers={workers}) {theirs:,.0f} tokens/s | ratio {ours / theirs:.2f}")
     if args.memory_items:
         output = subprocess.run([sys.executable, __file__, "--memory-child", str(args.memory_items)],

@@ -18,7 +18,8 @@ HELP = "score streamer against count and gensim baselines (chunked prequential n
 DESCRIPTION = (
     "Chunked prequential next-item evaluation (shared/EVALUATION.md): warm-up on the first 80% of time, "
     "then S slices, each queried (previous session item -> item, HR@10/MRR@10) before the models learn it. "
-    "Prints the table, writes DIR/<data set>-S<S>.json and .png."
+    "Prints the table, writes DIR/<data set>-S<S>.json and .png. --via-kafka adds the served path: the real "
+    "daemon learns the same slices through Kafka and the models read its vectors and neighbour lists from Redis."
 )
 MODEL_NAMES = ("streamer", "streamer-cosine", "cooc", "popular", "gensim-static", "gensim-online", "gensim-retrain")
 DEFAULT_MODELS = ",".join(MODEL_NAMES)
@@ -76,6 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="directory for the JSON and PNG")
     parser.add_argument("--limit", type=_positive, default=None, help="keep only the first N events in time order")
     parser.add_argument("--seed", type=int, default=1, help="seed of every randomised model")
+    served = parser.add_argument_group("served path", "drive the real daemon through Kafka and score what it "
+                                       "publishes to Redis, next to the in-process models")
+    served.add_argument("--via-kafka", action="store_true",
+                        help="also run streamer@kafka (published neighbour lists) and streamer-cosine@kafka "
+                             "(published vectors): slices are produced to Kafka, the daemon (python -m streamer "
+                             "run) learns them, and each slice is queried once its offsets are committed")
+    served.add_argument("--bootstrap-servers", default=None,
+                        help="with --via-kafka: use this broker (and --redis-url) instead of an embedded local stack")
+    served.add_argument("--redis-url", default=None, help="with --via-kafka: the Redis of --bootstrap-servers")
 
 
 def _label(dataset: str, csv_input: bool) -> str:
@@ -90,10 +100,34 @@ def _progress(stream) -> Callable:
     return report
 
 
+SERVED_COUNTERPARTS = {"streamer": "streamer@kafka", "streamer-cosine": "streamer-cosine@kafka"}
+
+
+def _served_results(args: argparse.Namespace, split) -> list:
+    """The served-path models of the selected streamer models (both when none is selected), in step."""
+    from streamer.evaluation import kafka_models
+
+    wanted = [SERVED_COUNTERPARTS[name] for name in args.models if name in SERVED_COUNTERPARTS]
+    wanted = wanted or list(SERVED_COUNTERPARTS.values())
+    classes = {"streamer@kafka": kafka_models.ServedNeighboursModel,
+               "streamer-cosine@kafka": kafka_models.ServedCosineModel}
+    path = kafka_models.ServedPath(seed=args.seed, bootstrap_servers=args.bootstrap_servers, redis_url=args.redis_url)
+    started = time.perf_counter()
+    print(f"served path: daemon + Kafka + Redis for {', '.join(wanted)}", file=sys.stderr, flush=True)
+    with path:
+        print(f"  daemon log: {path.log_path}", file=sys.stderr, flush=True)
+        results = kafka_models.evaluate_in_step([classes[name](path) for name in wanted], split,
+                                                progress=_progress(sys.stderr))
+    print(f"served path: done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     from streamer.evaluation.protocol import evaluate, split_events
     from streamer.evaluation.report import format_table, result_document, write_json, write_plot
 
+    if (getattr(args, "bootstrap_servers", None) is None) != (getattr(args, "redis_url", None) is None):
+        raise StreamerError("--bootstrap-servers and --redis-url go together (neither = embedded local stack)")
     csv_input = args.columns is not None
     columns = [column.strip() for column in args.columns.split(",")] if csv_input else None
     if columns is not None and len(columns) != 3:
@@ -115,7 +149,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{model.name}: learning the warm-up", file=sys.stderr, flush=True)
         results.append(evaluate(model, split, progress=_progress(sys.stderr)))
         print(f"{model.name}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
-    document = result_document(label, split, results, seed=args.seed, limit=args.limit)
+    if getattr(args, "via_kafka", False):
+        results.extend(_served_results(args, split))
+    document = result_document(label, split, results, seed=args.seed, limit=args.limit,
+                               via_kafka=bool(getattr(args, "via_kafka", False)))
     stem = f"{label}-S{args.slices}"
     json_path = write_json(document, args.out / f"{stem}.json")
     plot_path = write_plot(document, args.out / f"{stem}.png")

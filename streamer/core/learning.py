@@ -2,6 +2,13 @@
 
 Everything that happens here depends only on the events and the state arrays, never on how the stream
 was cut into calls: learning A then B equals learning A+B (same seed, one worker).
+
+Every step takes a ``work`` argument. ``work=None`` (one worker) trains each pair at once with
+``train_pair``: numba prunes the ``work is None`` branches at compile time, so this is the plain serial
+loop. With a :class:`streamer.core.parallel.WorkArrays` (several workers) the same loop does all the
+stateful, order-dependent bookkeeping (sessions, counts, noise tree, new-item initialisation, negative
+and replay draws) but only *records* the pairs and their negatives; ``parallel.apply_work`` then trains
+them on all cores.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring
 from streamer.core.sgns import ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, train_pair
 
-__all__ = ["Hyper", "ReplayArrays", "learn_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS"]
+__all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
+           "WORK_PAIRS", "WORK_BLOCKS"]
 
 Hyper = namedtuple(
     "Hyper",
@@ -33,6 +41,35 @@ COUNTER_NEXT = 2  # next replay write position
 COUNTER_PAIRS = 3  # pairs trained from events
 COUNTER_REPLAYED = 4  # pairs trained again from the replay buffer
 COUNTER_SIZE = 5
+
+WORK_PAIRS = 0  # pairs recorded in a WorkArrays
+WORK_BLOCKS = 1  # negative draws recorded in a WorkArrays
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(items, negatives, rng, slot, work):
+    """Draw the negatives of one event (or one replayed pair): into ``negatives``, or into a new work block."""
+    if work is None:
+        draw_negatives(items, negatives, rng, slot)
+        return 0
+    block = work.counters[WORK_BLOCKS]
+    work.counters[WORK_BLOCKS] = block + 1
+    draw_negatives(items, work.negatives[block], rng, slot)
+    return block
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair(items, first, second, negatives, learning_rate, gradient, work, block):
+    """Train ``first``/``second`` both directions now, or record them (with their negatives' block)."""
+    if work is None:
+        train_pair(items, first, second, negatives, learning_rate, gradient)
+        train_pair(items, second, first, negatives, learning_rate, gradient)
+    else:
+        position = work.counters[WORK_PAIRS]
+        work.counters[WORK_PAIRS] = position + 1
+        work.pairs[position, 0] = first
+        work.pairs[position, 1] = second
+        work.pairs[position, 2] = block
 
 
 @numba.njit(cache=True, nogil=True)
@@ -61,7 +98,7 @@ def _remember(replay, first, second):
 
 
 @numba.njit(cache=True, nogil=True)
-def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives):
+def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
     """Train ``how_many`` pairs drawn uniformly from the replay buffer, both directions."""
     fill = replay.counters[COUNTER_FILL]
     if fill == 0:
@@ -72,9 +109,8 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives)
         first, second = replay.pairs[position, 0], replay.pairs[position, 1]
         if first < 0 or second < 0 or items.status[first] != ITEM_LIVE or items.status[second] != ITEM_LIVE:
             continue
-        draw_negatives(items, negatives, rng, slot)
-        train_pair(items, first, second, negatives, hyper.learning_rate, gradient)
-        train_pair(items, second, first, negatives, hyper.learning_rate, gradient)
+        block = _draw(items, negatives, rng, slot, work)
+        _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block)
         done += 1
     replay.counters[COUNTER_REPLAYED] += done
     return done
@@ -90,7 +126,7 @@ def _count(items, replay, row, ts, alpha):
 
 
 @numba.njit(cache=True, nogil=True)
-def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives):
+def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives, work):
     """Pair ``row`` with up to ``window`` previous items of the open session, both directions."""
     ring = users.ring[user]
     reach = users.ring_size[user]
@@ -98,15 +134,15 @@ def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, n
         reach = min(reach, 1 + next_below(rng, slot, hyper.window))
     made = 0
     drawn = False
+    block = 0
     for position in range(reach):
         other = ring[position]
         if other < 0 or other == row or items.status[other] != ITEM_LIVE:
             continue
         if not drawn:
-            draw_negatives(items, negatives, rng, slot)
+            block = _draw(items, negatives, rng, slot, work)
             drawn = True
-        train_pair(items, row, other, negatives, hyper.learning_rate, gradient)
-        train_pair(items, other, row, negatives, hyper.learning_rate, gradient)
+        _pair(items, row, other, negatives, hyper.learning_rate, gradient, work, block)
         _remember(replay, row, other)
         made += 1
     replay.counters[COUNTER_PAIRS] += made
@@ -114,29 +150,54 @@ def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, n
 
 
 @numba.njit(cache=True, nogil=True)
+def _learn_event(items, users, replay, hyper, rng, user, row, ts, gradient, negatives, work):
+    """One event: EVENT_ACCEPTED or EVENT_LATE."""
+    slot = 0
+    state = open_session(users, user, ts, hyper.session_gap, hyper.max_session_length, hyper.lateness)
+    if state == EVENT_LATE:
+        return state
+    _count(items, replay, row, ts, hyper.alpha)
+    if items.status[row] == ITEM_NEW:
+        initialise_row(items, row, users.ring[user], users.ring_size[user], hyper.init_noise,
+                       hyper.accum_initial, rng, slot)
+    if users.ring_size[user] > 0 and users.ring[user, 0] == row:
+        return state  # immediate repeat: no pairs
+    made = 0
+    if _keep(items, row, hyper.subsample, replay.counters[COUNTER_TOTAL], rng, slot):
+        made = _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives, work)
+    push_ring(users, user, row)  # a subsampled item forms no pairs but stays part of the session
+    if hyper.replay_passes > 0 and made > 0:
+        replay_pairs(items, replay, hyper, made * hyper.replay_passes, rng, slot, gradient, negatives, work)
+    return state
+
+
+@numba.njit(cache=True, nogil=True)
 def learn_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome):
-    """Learn events in order; ``outcome[e]`` is EVENT_ACCEPTED or EVENT_LATE. Returns accepted count."""
+    """Learn (and train) events in order; ``outcome[e]`` is EVENT_ACCEPTED or EVENT_LATE. Returns accepted count."""
     gradient = np.zeros(items.vectors_in.shape[1], np.float32)
     negatives = np.empty(hyper.negative, np.int64)
     accepted = 0
-    slot = 0
     for event in range(user_slots.shape[0]):
-        user, row, ts = user_slots[event], item_rows[event], timestamps[event]
-        state = open_session(users, user, ts, hyper.session_gap, hyper.max_session_length, hyper.lateness)
-        outcome[event] = state
-        if state == EVENT_LATE:
-            continue
-        accepted += 1
-        _count(items, replay, row, ts, hyper.alpha)
-        if items.status[row] == ITEM_NEW:
-            initialise_row(items, row, users.ring[user], users.ring_size[user], hyper.init_noise,
-                           hyper.accum_initial, rng, slot)
-        if users.ring_size[user] > 0 and users.ring[user, 0] == row:
-            continue  # immediate repeat: no pairs
-        made = 0
-        if _keep(items, row, hyper.subsample, replay.counters[COUNTER_TOTAL], rng, slot):
-            made = _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives)
-        push_ring(users, user, row)  # a subsampled item forms no pairs but stays part of the session
-        if hyper.replay_passes > 0 and made > 0:
-            replay_pairs(items, replay, hyper, made * hyper.replay_passes, rng, slot, gradient, negatives)
+        outcome[event] = _learn_event(items, users, replay, hyper, rng, user_slots[event], item_rows[event],
+                                      timestamps[event], gradient, negatives, None)
+        if outcome[event] == EVENT_ACCEPTED:
+            accepted += 1
     return accepted
+
+
+@numba.njit(cache=True, nogil=True)
+def record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome, start, work):
+    """Like ``learn_events`` from event ``start``, but record the pairs into ``work`` (emptied first) instead of
+    training them; stops before an event that might not fit. Returns the index of the next event to record."""
+    work.counters[:] = 0
+    pairs_per_event = hyper.window * (1 + hyper.replay_passes)
+    pair_room = work.pairs.shape[0] - pairs_per_event
+    block_room = work.negatives.shape[0] - (1 + hyper.window * hyper.replay_passes)
+    gradient = np.zeros(0, np.float32)
+    negatives = np.empty(0, np.int64)
+    event = start
+    while event < user_slots.shape[0] and work.counters[WORK_PAIRS] <= pair_room and work.counters[WORK_BLOCKS] <= block_room:
+        outcome[event] = _learn_event(items, users, replay, hyper, rng, user_slots[event], item_rows[event],
+                                      timestamps[event], gradient, negatives, work)
+        event += 1
+    return event

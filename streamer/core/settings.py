@@ -34,7 +34,10 @@ class TrainerSettings:
     * log(1 + count) (= alpha turns the dot into log p(j|q)); ``user_decay`` weights a user's session items
     by age. The defaults are the settings measured best on all three shared data sets together
     (the shared/EVALUATION.md protocol, S = 10 and 100).
-    Runtime: ``seed``, ``workers`` (only 1 so far: one deterministic thread), ``batch_size`` (events per compiled call).
+    Runtime: ``seed``, ``batch_size`` (events per compiled call), ``workers``: 1 = one deterministic thread
+    (bit-reproducible; A then B equals A+B); more = the bookkeeping stays serial and deterministic while the
+    SGNS updates run lock-free on ``workers`` numba threads (Hogwild, see :mod:`streamer.core.parallel`):
+    faster on several cores, vectors not bit-reproducible.
     """
 
     vector_size: int = 64
@@ -86,8 +89,6 @@ class TrainerSettings:
             raise ConfigError("max_items must be None or an integer >= 2")
         if self.item_ttl is not None and not (isinstance(self.item_ttl, (int, float)) and self.item_ttl > 0):
             raise ConfigError("item_ttl must be None or a positive number of seconds")
-        if self.workers != 1:
-            raise ConfigError("workers > 1 is not implemented yet: the engine trains on one thread")
         if not isinstance(self.seed, int):
             raise ConfigError("seed must be an integer")
 

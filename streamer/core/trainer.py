@@ -18,6 +18,7 @@ import numpy as np
 
 from streamer.core.learning import COUNTER_SIZE, Hyper, ReplayArrays, learn_events, replay_pairs
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
+from streamer.core.parallel import learn_parallel, new_work, replay_parallel
 from streamer.core.random import new_state
 from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
 from streamer.core.settings import TrainerSettings
@@ -62,6 +63,7 @@ class Trainer:
             settings.max_session_length, float(settings.lateness), settings.replay_passes,
             float(settings.init_noise), bool(settings.dynamic_window),
         )
+        self._work = new_work(self._hyper) if settings.workers > 1 else None
         self._event_count = 0
         self._watermark = -_INFINITY
         self._next_maintenance = -_INFINITY
@@ -133,10 +135,14 @@ class Trainer:
         if not slots:
             return
         outcome = np.zeros(len(slots), np.int8)
-        accepted = learn_events(
-            self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng,
-            np.array(slots, np.int32), np.array(rows, np.int32), np.array(stamps, np.float64), outcome,
-        )
+        arguments = (np.array(slots, np.int32), np.array(rows, np.int32), np.array(stamps, np.float64), outcome)
+        if self._work is None:
+            accepted = learn_events(self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng,
+                                    *arguments)
+        else:  # several workers: serial bookkeeping, parallel (Hogwild) SGNS updates
+            learn_parallel(self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng, self._work,
+                           self.settings.workers, *arguments)
+            accepted = len(slots) - int(np.count_nonzero(outcome))
         if accepted < len(slots):
             report.rejected.extend((records[index], "late") for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
         report.accepted += int(accepted)
@@ -162,10 +168,13 @@ class Trainer:
 
     def replay(self, max_pairs: int) -> int:
         """Spare-time hook: train up to ``max_pairs`` pairs from the replay buffer (breaks A+B == A,B equality)."""
+        if self._work is not None:
+            return replay_parallel(self._items.arrays, self._replay, self._hyper, self._rng, self._work,
+                                   self.settings.workers, int(max_pairs))
         gradient = np.zeros(self.settings.vector_size, np.float32)
         negatives = np.empty(self.settings.negative, np.int64)
         return int(replay_pairs(self._items.arrays, self._replay, self._hyper, int(max_pairs), self._rng, 0, gradient,
-                                negatives))
+                                negatives, None))
 
     def catalog(self, updates: Iterable[Any]) -> LearnReport:
         """Apply catalog upserts (create/re-attribute items) and retirements; invalid ones are returned."""

@@ -1,0 +1,164 @@
+"""Daemon benchmark on the local stack (Tansu + redis-server), printed in one run:
+
+1. raw kafka-python consume rate on this broker (poll loop, no processing);
+2. the daemon's sustained end-to-end events/s on the same pre-filled topic (Kafka → learned → vectors
+   flushed to Redis) and its ratio to (1) — target >= 0.9;
+3. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
+   target p99 <= 1 s.
+
+    python ops/bench_daemon.py [--events 200000] [--rate 10000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+
+from streamer.app import Daemon  # noqa: E402
+from streamer.config import load_settings  # noqa: E402
+from streamer.datasets import load_events  # noqa: E402
+from streamer.localstack import LocalStack  # noqa: E402
+from streamer.replay import encode_event  # noqa: E402
+
+
+def _messages(count: int, live: bool = False):
+    """yoochoose clicks, repeated with shifted times until ``count``; ``live``: ts = the wall clock."""
+    rows = load_events("yoochoose")
+    span = rows[-1][2] - rows[0][2] + 1.0
+    produced, lap = 0, 0
+    while produced < count:
+        for user, item, ts in rows:
+            if produced == count:
+                return
+            yield f"{lap}-{user}".encode(), encode_event(f"{lap}-{user}", item, time.time() if live else ts + lap * span)
+            produced += 1
+        lap += 1
+
+
+def _fill(bootstrap: str, topic: str, count: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1)
+    for key, value in _messages(count):
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def _paced_producer(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
+    """Runs in its own process so it does not share the daemon's interpreter lock."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    began = time.monotonic()
+    for index, (key, value) in enumerate(_messages(int(rate * seconds), live=True)):
+        producer.send(topic, key=key, value=value)
+        if index % 50 == 49:
+            ahead = (index + 1) / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush()
+    producer.close()
+
+
+def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000,
+                             auto_offset_reset="earliest")
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    seen, began, first = 0, None, 0
+    while seen < count:
+        for records in consumer.poll(timeout_ms=500).values():
+            if began is None:
+                began, first = time.perf_counter(), len(records)  # time from the first batch on
+            seen += len(records)
+    elapsed = time.perf_counter() - began
+    consumer.close()
+    return (seen - first) / elapsed
+
+
+def _settings(stack: LocalStack, topic: str, name: str, state: Path):
+    return load_settings(flags=dict(
+        bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url, topic=topic, catalog_topic="",
+        group=f"{name}-group", namespace=name, checkpoint_dir=str(state / name), status_interval=5.0,
+        session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_records=5000), environ={})
+
+
+def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> float:
+    daemon = Daemon(_settings(stack, topic, "bench-throughput", state))
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    began = first = None
+    while True:
+        active = daemon.active
+        learned = active.engine.event_count if active else 0
+        if learned and began is None:
+            began, first = time.perf_counter(), learned
+        if learned == count and not active.sink.pending:
+            elapsed = time.perf_counter() - began
+            break
+        time.sleep(0.005)
+    daemon.request_stop(watchdog=False)
+    thread.join()
+    return (count - first) / elapsed
+
+
+def freshness(stack: LocalStack, topic: str, rate: float, seconds: float, state: Path) -> tuple:
+    daemon = Daemon(_settings(stack, topic, "bench-freshness", state))
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    while daemon.active is None or not daemon.active.source.assigned:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    producer = multiprocessing.get_context("spawn").Process(
+        target=_paced_producer, args=(stack.bootstrap_servers, topic, rate, seconds))
+    began = time.perf_counter()
+    producer.start()
+    time.sleep(2.0)  # warm-up: compile, first flushes
+    daemon.metrics.clear_freshness_window()
+    producer.join()
+    produced_seconds = time.perf_counter() - began
+    expected = int(rate * seconds)
+    while (daemon.active.engine.event_count + daemon.active.dead_letters.count < expected
+           or daemon.active.sink.pending):
+        time.sleep(0.01)
+    p50, p99 = daemon.metrics.freshness_quantiles(0.5, 0.99)
+    assert daemon.active.dead_letters.count == 0, "the benchmark's events must all be valid"
+    daemon.request_stop(watchdog=False)
+    thread.join()
+    return p50, p99, expected / produced_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=10_000.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    with LocalStack() as stack:
+        admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+        admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
+        admin.close()
+        _fill(stack.bootstrap_servers, "bench-fill", args.events)
+        raw = raw_consume_rate(stack.bootstrap_servers, "bench-fill", args.events)
+        sustained = daemon_rate(stack, "bench-fill", args.events, state)
+        p50, p99, offered = freshness(stack, "bench-live", args.rate, args.seconds, state)
+    shutil.rmtree(state, ignore_errors=True)
+    print(f"events: {args.events:,} (yoochoose, JSON, 1 partition)")
+    print(f"raw kafka-python consume rate : {raw:12,.0f} events/s")
+    print(f"daemon end-to-end (to Redis)  : {sustained:12,.0f} events/s")
+    print(f"ratio daemon / raw            : {sustained / raw:12.3f}   (target >= 0.9)")
+    print(f"freshness at {offered:,.0f} events/s offered for {args.seconds:.0f} s: "
+          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms   (target p99 <= 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()

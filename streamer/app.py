@@ -1,0 +1,283 @@
+"""The daemon: poll → decode → validate → learn → mark dirty → flush to Redis → checkpoint → commit.
+
+:class:`Daemon` only wires the steps. It waits as a standby until it holds the namespace lease, then
+:class:`_Active` runs the loop until a stop is requested (SIGTERM/SIGINT) or the lease is lost.
+Redis errors never stop training: changed ids stay dirty and land after reconnect (retried with
+backoff). Kafka errors are retried by the client and logged; commits that fail are retried at the
+next checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from kafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from streamer.config import Settings
+from streamer.errors import CheckpointError
+from streamer.ingest import Ingestor
+from streamer.io.checkpoint import Checkpoint, CheckpointStore
+from streamer.io.dead_letter import DeadLetterQueue
+from streamer.io.kafka_source import KafkaSource, make_producer
+from streamer.io.lease import Lease
+from streamer.io.redis_sink import FencedError, RedisSink, connect_redis
+from streamer.keys import Keys
+from streamer.logs import log_event
+from streamer.metrics import Metrics
+from streamer.status import Status
+
+__all__ = ["Daemon"]
+
+logger = logging.getLogger("streamer.daemon")
+MAX_BACKOFF = 10.0
+
+
+class Daemon:
+    """``Daemon(settings).run()`` until :meth:`request_stop`; returns the process exit code."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None):
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.stopping = threading.Event()
+        self.active: _Active | None = None
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum, _frame):
+            if self.stopping.is_set():
+                log_event(logger, logging.ERROR, "forced_exit", signal=signal.Signals(signum).name)
+                os._exit(1)
+            log_event(logger, logging.INFO, "stop_requested", signal=signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def request_stop(self, watchdog: bool = True) -> None:
+        """Stop polling, flush, checkpoint, commit; a watchdog ends the process after ``shutdown_timeout``."""
+        if watchdog and not self.stopping.is_set():
+            timer = threading.Timer(self.settings.shutdown_timeout, _give_up, args=(self.settings.shutdown_timeout,))
+            timer.daemon = True
+            timer.start()
+        self.stopping.set()
+
+    def run(self) -> int:
+        settings = self.settings
+        log_event(logger, logging.INFO, "starting", settings=repr(settings))
+        self.metrics.serve(settings.metrics_port)
+        client = connect_redis(settings)
+        lease = Lease(client, Keys(settings.namespace), settings.lease_ttl)
+        backoff = _Backoff("redis_unavailable")
+        try:
+            while not self.stopping.is_set():
+                if not lease.wait(self.stopping.is_set, on_retry=backoff.failed):
+                    break
+                backoff.reset()
+                self.metrics.lease_held.set(1)
+                try:
+                    self.active = _Active(self, client, lease)
+                    self.active.run()
+                except FencedError as error:
+                    log_event(logger, logging.ERROR, "lease_lost", error=str(error), note="back to standby")
+                finally:
+                    self.metrics.lease_held.set(0)
+                    self.active = None
+        finally:
+            _quietly(lease.release)
+            client.close()
+        log_event(logger, logging.INFO, "stopped")
+        return 0
+
+
+class _Backoff:
+    """Exponential backoff with a log line per failure: ``failed(error)`` sleeps, ``ready()`` says when."""
+
+    def __init__(self, event: str):
+        self.event, self.delay, self.retry_at, self.failures = event, 0.0, 0.0, 0
+
+    def failed(self, error: Exception, sleep: bool = True, **fields) -> None:
+        self.failures += 1
+        self.delay = min(MAX_BACKOFF, max(0.25, self.delay * 2))
+        self.retry_at = time.monotonic() + self.delay
+        log_event(logger, logging.WARNING, self.event, error=repr(error), retry_in=self.delay, **fields)
+        if sleep:
+            time.sleep(self.delay)
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.retry_at
+
+    def reset(self) -> bool:
+        """Back to normal; True if there had been failures (so a 'recovered' line can be logged)."""
+        had_failures = self.failures > 0
+        self.delay, self.retry_at, self.failures = 0.0, 0.0, 0
+        return had_failures
+
+
+class _Active:
+    """The lease holder's loop: one engine, its sinks, its source and its checkpoint."""
+
+    def __init__(self, daemon: Daemon, client, lease: Lease):
+        from streamer.core.trainer import Trainer
+
+        self.daemon, self.settings, self.metrics, self.lease = daemon, daemon.settings, daemon.metrics, lease
+        settings = self.settings
+        store = CheckpointStore(settings.checkpoint_dir)
+        engine, manifest = store.load(Trainer.load)
+        if engine is None:
+            engine = Trainer(**settings.engine_knobs)
+        elif settings.engine_knobs and any(getattr(engine.settings, name) != value
+                                           for name, value in settings.engine_knobs.items()):
+            log_event(logger, logging.WARNING, "engine_knobs_ignored", note="the checkpoint keeps its own knobs")
+        self.engine = engine
+        log_event(logger, logging.INFO, "model_loaded", checkpoint=manifest.sequence, events=engine.event_count,
+                  items=engine.item_count, model_id=manifest.model_id)
+        self.sink = RedisSink(client, Keys(settings.namespace), lease, settings.user_ttl,
+                              settings.neighbours_count, manifest.model_id)
+        self.sink.restore_pending(manifest.pending)
+        self.dead_letters = DeadLetterQueue(settings.dead_letter_topic, lambda: make_producer(settings),
+                                            on_add=lambda reason: self.metrics.dead_letters.labels(reason).inc())
+        self.source = KafkaSource(settings, on_revoked=self._on_revoked)
+        self.source.learned = dict(manifest.offsets)
+        self.checkpoint = Checkpoint(store, manifest, self.publish, self.dead_letters, self.source,
+                                     self.sink.pending_snapshot)
+        self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
+                                 settings.max_future_seconds)
+        self.status = Status(self)
+        self.redis_backoff = _Backoff("redis_unavailable")
+        self.kafka_backoff = _Backoff("kafka_unavailable")
+        self.lost_lease = threading.Event()
+        self.last_flush_seconds = 0.0
+
+    def run(self) -> None:
+        renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
+        renewer.start()
+        try:
+            if self.settings.create_index:
+                _quietly(lambda: self.sink.create_index(self.engine.settings.vector_size))
+            self._open_source()
+            self._loop()
+            if self.lost_lease.is_set():
+                raise FencedError("lease lost while running")
+            self.checkpoint_now(force=True)
+        finally:
+            self.lost_lease.set()  # stops the renewer
+            _quietly(self.source.close)
+            _quietly(self.dead_letters.close)
+
+    def _open_source(self) -> None:
+        while not self.daemon.stopping.is_set():
+            try:
+                self.source.open()
+                self.kafka_backoff.reset()
+                return
+            except KafkaError as error:
+                self.kafka_backoff.failed(error, bootstrap_servers=self.settings.bootstrap_servers)
+
+    def _loop(self) -> None:
+        settings, stopping = self.settings, self.daemon.stopping
+        now = time.monotonic()
+        next_flush, next_neighbours = now + settings.flush_interval, now + settings.neighbours_interval
+        next_checkpoint = now + settings.checkpoint_interval
+        timeout_ms = max(1, int(min(settings.flush_interval, 0.1) * 1000))
+        while self.source.is_open and not stopping.is_set() and not self.lost_lease.is_set():
+            try:
+                batches = self.source.poll(timeout_ms)
+            except KafkaError as error:
+                self.kafka_backoff.failed(error, sleep=False)
+                continue
+            for partition, records in batches:
+                self._ingest(partition, records)
+            now = time.monotonic()
+            if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
+                next_flush = now + settings.flush_interval
+                if self.sink.pending:
+                    self.publish()
+            if now >= next_neighbours:
+                next_neighbours = now + settings.neighbours_interval
+                self._refresh_neighbours()
+            if now >= next_checkpoint:
+                next_checkpoint = now + settings.checkpoint_interval
+                self.checkpoint_now()
+            if self.status.due(now):
+                self.status.report(now)
+
+    def _ingest(self, partition, records: list) -> None:
+        """Decode → validate → learn → mark dirty one partition's batch, then advance its offset."""
+        result = self.ingestor.process(records, catalog=partition.topic == self.settings.catalog_topic)
+        self.source.mark_learned(partition, records[-1].offset + 1)
+        self.metrics.events.inc(result.events)
+        self.metrics.catalog_updates.inc(result.catalog_updates)
+        if result.catalog_updates:
+            self.publish(force=True)  # a new item is usable at once, before its first click
+
+    def publish(self, force: bool = False) -> bool:
+        """Flush dirty vectors to Redis unless in backoff; False (dirty ids kept) when Redis is down."""
+        if not force and not self.redis_backoff.ready():
+            return False
+        try:
+            result = self.sink.flush(self.engine)
+        except (RedisError, OSError) as error:
+            self.sink.mark_disconnected()
+            self.metrics.flush_errors.inc()
+            self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
+            return False
+        if self.redis_backoff.reset():
+            log_event(logger, logging.INFO, "redis_reconnected", published=result.items)
+        self.metrics.flushes.inc()
+        self.metrics.items_published.inc(result.items)
+        self.metrics.flush_seconds.set(result.seconds)
+        self.last_flush_seconds = result.seconds
+        self.metrics.observe_freshness(result.freshness)
+        return True
+
+    def _refresh_neighbours(self) -> None:
+        if not self.redis_backoff.ready():
+            return
+        try:
+            self.sink.refresh_neighbours(self.engine, self.settings.neighbours_batch)
+        except (RedisError, OSError) as error:
+            self.sink.mark_disconnected()
+            self.redis_backoff.failed(error, sleep=False)
+
+    def checkpoint_now(self, force: bool = False) -> bool:
+        """Flush → save → commit; failures are logged (and retried at the next checkpoint), never fatal."""
+        try:
+            committed = self.checkpoint.commit(self.engine, force=force)
+        except (KafkaError, CheckpointError, OSError) as error:
+            log_event(logger, logging.ERROR, "checkpoint_failed", error=repr(error))
+            return False
+        self.metrics.checkpoints.inc()
+        if committed:
+            self.metrics.commits.inc()
+        return committed
+
+    def _on_revoked(self, revoked) -> None:
+        if revoked:
+            self.checkpoint_now(force=True)
+
+    def _renew_lease(self) -> None:
+        while not self.lost_lease.wait(self.lease.renew_interval):
+            try:
+                if not self.lease.renew():
+                    log_event(logger, logging.ERROR, "lease_fenced", holder=self.lease.holder())
+                    self.lost_lease.set()
+            except (RedisError, OSError) as error:
+                log_event(logger, logging.WARNING, "lease_renew_failed", error=repr(error))
+
+
+def _quietly(action) -> None:
+    try:
+        action()
+    except (RedisError, KafkaError, OSError) as error:
+        log_event(logger, logging.WARNING, "cleanup_failed", action=getattr(action, "__name__", "?"),
+                  error=repr(error))
+
+
+def _give_up(seconds: float) -> None:
+    log_event(logger, logging.ERROR, "shutdown_timeout", seconds=seconds, note="exiting without a clean stop")
+    logging.shutdown()
+    os._exit(3)

@@ -1,0 +1,151 @@
+"""Pure part of ``streamer bench``: ratios from measured numbers, the machine line, JSON-able document, Markdown.
+
+Nothing here measures or does I/O; :mod:`streamer.benchmarks.suite` measures and fills a document::
+
+    {"machine": {...}, "settings": {...}, "sections": {"training": ..., "memory": ..., "daemon": ...,
+     "lookup": ...}}
+
+:func:`compute_ratios` derives every ratio from those numbers, so a ratio can never disagree with them.
+
+>>> compute_ratios({"training": {"streamer_tokens_per_second": 300.0,
+...                              "gensim_tokens_per_second": {"1": 100.0, "2": 150.0}}})["training"]
+{'streamer_vs_gensim_1_worker': 3.0, 'streamer_vs_gensim_2_workers': 2.0}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SECTIONS", "TARGETS", "compute_ratios", "describe_machine", "markdown_report", "text_report"]
+
+SECTIONS = ("training", "memory", "daemon", "lookup")
+TARGETS = {"daemon_vs_raw_consume": 0.9, "freshness_p99_seconds": 1.0, "lookup_p99_microseconds": 300.0}
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _training_ratios(training: dict) -> dict:
+    ours, gensim = training["streamer_tokens_per_second"], training["gensim_tokens_per_second"]
+    return {"streamer_vs_gensim_1_worker": _ratio(ours, gensim.get("1")),
+            "streamer_vs_gensim_2_workers": _ratio(ours, gensim.get("2"))}
+
+
+def _memory_ratios(memory: dict) -> dict:
+    per_item = _ratio(memory["peak_rss_bytes"], memory["items"])
+    return {"peak_rss_bytes_per_item": per_item,
+            "peak_rss_vs_raw_vectors": _ratio(per_item, memory["raw_vector_bytes_per_item"])}
+
+
+def _daemon_ratios(daemon: dict) -> dict:
+    return {"daemon_vs_raw_consume": _ratio(daemon["daemon_events_per_second"], daemon["raw_consume_events_per_second"]),
+            "achieved_vs_offered_rate": _ratio(daemon["offered_events_per_second"], daemon["target_rate"]),
+            "freshness_p99_vs_target": _ratio(daemon["freshness_p99_seconds"], TARGETS["freshness_p99_seconds"])}
+
+
+def _lookup_ratios(lookup: dict) -> dict:
+    ping = lookup["operations"]["ping"]
+    return {name: {"p50_vs_ping": _ratio(stats["p50_us"], ping["p50_us"]),
+                   "p99_vs_ping": _ratio(stats["p99_us"], ping["p99_us"])}
+            for name, stats in lookup["operations"].items() if name != "ping"}
+
+
+def compute_ratios(sections: dict[str, dict]) -> dict[str, Any]:
+    """Every ratio of the report, from the measured numbers of the sections present (None = not measurable)."""
+    makers = {"training": _training_ratios, "memory": _memory_ratios, "daemon": _daemon_ratios,
+              "lookup": _lookup_ratios}
+    return {name: makers[name](section) for name, section in sections.items()
+            if name in makers and section and "error" not in section}
+
+
+def describe_machine(machine: dict) -> str:
+    """``2 cores (Intel ...), 7.8 GiB RAM, load average 1.20 / 0.90 (before / after), Linux ..., Python 3.11``."""
+    load_before, load_after = machine.get("load_average_before"), machine.get("load_average_after")
+    load = f"{load_before[0]:.2f}" if load_before else "?"
+    if load_after:
+        load += f" / {load_after[0]:.2f} (1-min, before / after)"
+    memory = machine.get("memory_bytes")
+    ram = f"{memory / 2 ** 30:.1f} GiB RAM" if memory else "RAM unknown"
+    cpu = f" ({machine['cpu']})" if machine.get("cpu") else ""
+    return (f"{machine.get('cores')} cores{cpu}, {ram}, load average {load}, {machine.get('platform', '?')}, "
+            f"Python {machine.get('python', '?')}")
+
+
+def _number(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}{unit}"
+
+
+Row = tuple[str, str, str, str, str]  # measure, streamer, baseline, ratio, target
+
+
+def _training_rows(training: dict, ratios: dict) -> list[Row]:
+    return [(f"training tokens/s, streamer (1 thread) vs gensim Word2Vec(sg=1, workers={workers})",
+             _number(training["streamer_tokens_per_second"]), _number(training["gensim_tokens_per_second"].get(workers)),
+             _number(ratios[key], 2, "x"), "-")
+            for workers, key in (("1", "streamer_vs_gensim_1_worker"), ("2", "streamer_vs_gensim_2_workers"))]
+
+
+def _memory_rows(memory: dict, ratios: dict) -> list[Row]:
+    raw = memory["raw_vector_bytes_per_item"] * memory["items"] / 2 ** 20
+    return [(f"peak RSS with {memory['items']:,} items (dim {memory['vector_size']})",
+             _number(memory["peak_rss_bytes"] / 2 ** 20, 0, " MiB"), _number(raw, 0, " MiB raw vectors"),
+             _number(ratios["peak_rss_vs_raw_vectors"], 2, "x"), "-")]
+
+
+def _daemon_rows(daemon: dict, ratios: dict) -> list[Row]:
+    p50, p99 = daemon["freshness_p50_seconds"], daemon["freshness_p99_seconds"]
+    return [("end-to-end events/s (Kafka → Redis) vs raw kafka-python consume",
+             _number(daemon["daemon_events_per_second"]), _number(daemon["raw_consume_events_per_second"]),
+             _number(ratios["daemon_vs_raw_consume"], 3), "≥ 0.9"),
+            (f"freshness p50 / p99 at {daemon['offered_events_per_second']:,.0f} events/s offered",
+             f"{_number(p50 and p50 * 1000)} / {_number(p99 and p99 * 1000)} ms", "-",
+             _number(ratios["freshness_p99_vs_target"], 2, " of 1 s"), "p99 ≤ 1 s")]
+
+
+def _lookup_rows(lookup: dict, ratios: dict) -> list[Row]:
+    ping = lookup["operations"]["ping"]
+    return [(f"lookup `{name}` p50 / p99 vs redis-py PING", f"{stats['p50_us']:.0f} / {stats['p99_us']:.0f} µs",
+             f"{ping['p50_us']:.0f} / {ping['p99_us']:.0f} µs",
+             f"{ratios[name]['p50_vs_ping']:.2f} / {ratios[name]['p99_vs_ping']:.2f}x",
+             "p99 ≤ 300 µs" if name in ("vector", "similar") else "-")
+            for name, stats in lookup["operations"].items() if name != "ping"]
+
+
+ROW_MAKERS = {"training": _training_rows, "memory": _memory_rows, "daemon": _daemon_rows, "lookup": _lookup_rows}
+
+
+def _rows(document: dict) -> list[Row]:
+    """The rows of every section that was measured, in section order."""
+    rows: list[Row] = []
+    for name, section in document["sections"].items():
+        if name in ROW_MAKERS and "error" not in section:
+            rows += ROW_MAKERS[name](section, document["ratios"][name])
+    return rows
+
+
+def markdown_report(document: dict) -> str:
+    """The table README embeds: the machine, one row per measure, the errors of sections that failed."""
+    lines = [f"Measured by `{document.get('command', 'streamer bench')}` on {document.get('finished', '?')}.",
+             "", f"Machine: {describe_machine(document['machine'])}.", "",
+             "| measure | streamer | baseline | ratio | target |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in _rows(document)]
+    failed = {name: section["error"] for name, section in document["sections"].items() if "error" in section}
+    if failed:
+        lines += [""] + [f"- {name}: not measured ({error})" for name, error in failed.items()]
+    return "\n".join(lines) + "\n"
+
+
+def text_report(document: dict) -> str:
+    """The same rows as aligned text for the terminal."""
+    rows = [("measure", "streamer", "baseline", "ratio", "target")] + _rows(document)
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    text = [f"machine: {describe_machine(document['machine'])}"]
+    text += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    text += [f"{name}: not measured ({section['error']})" for name, section in document["sections"].items()
+             if "error" in section]
+    return "\n".join(text)

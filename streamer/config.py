@@ -1,0 +1,263 @@
+"""The daemon's settings: one frozen object, the only place ``STREAMER_*`` env and the TOML file are read.
+
+Precedence, highest first: command-line flags > environment (``STREAMER_<NAME>``) > TOML file
+(``--config`` / ``STREAMER_CONFIG``; keys are field names, engine knobs under ``[engine]``) > defaults.
+Engine knobs (``--vector-size``, ``--seed``, ... — every field of ``TrainerSettings``) follow the same
+precedence and are passed to ``Trainer(**settings.engine_knobs)``.
+Every field carries its help text, so ``streamer run --help`` documents every option and its default.
+
+>>> settings = load_settings(flags={"topic": "clicks"}, environ={"STREAMER_FLUSH_INTERVAL": "0.1"})
+>>> settings.topic, settings.flush_interval, settings.dead_letter_topic
+('clicks', 0.1, 'clicks.dlq')
+>>> "hunter2" in repr(load_settings(flags={"redis_password": "hunter2"}))
+False
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamer.core.settings import TrainerSettings
+from streamer.errors import ConfigError
+
+__all__ = ["ENGINE_KNOBS", "ENV_PREFIX", "Settings", "add_arguments", "load_settings", "settings_from_args"]
+
+ENV_PREFIX = "STREAMER_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _option(default: Any, help: str, *, secret: bool = False, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``streamer run`` can be told. Build it with :func:`load_settings`."""
+
+    # Kafka
+    bootstrap_servers: str = _option("localhost:9092", "Kafka bootstrap servers, comma separated")
+    topic: str = _option("events", "topic of interaction events (JSON, keyed by user)")
+    catalog_topic: str = _option("catalog", "topic of catalog upserts/retires ('' = none)")
+    dlq_topic: str = _option("", "dead-letter topic ('' = <topic>.dlq)")
+    group: str = _option("streamer", "Kafka consumer group")
+    group_instance_id: str = _option("", "static group membership id ('' = dynamic membership)")
+    client_id: str = _option("streamer", "Kafka client id")
+    auto_offset_reset: str = _option("earliest", "where a group without offsets starts", choices=("earliest", "latest"))
+    session_timeout_ms: int = _option(10000, "consumer group session timeout (ms)")
+    heartbeat_interval_ms: int = _option(3000, "consumer group heartbeat interval (ms)")
+    max_poll_records: int = _option(5000, "most records taken per poll")
+    security_protocol: str = _option("PLAINTEXT", "Kafka security protocol",
+                                     choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    sasl_mechanism: str = _option("", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 ('' = none)")
+    sasl_username: str = _option("", "SASL user name")
+    sasl_password: str = _option("", "SASL password (never logged)", secret=True)
+    ssl_cafile: str = _option("", "CA bundle for Kafka TLS")
+    ssl_certfile: str = _option("", "client certificate for Kafka TLS")
+    ssl_keyfile: str = _option("", "client key for Kafka TLS")
+    ssl_password: str = _option("", "password of the Kafka TLS key (never logged)", secret=True)
+    # Redis
+    redis_url: str = _option("redis://localhost:6379/0", "Redis URL (redis:// or rediss://)", secret=False)
+    redis_username: str = _option("", "Redis ACL user name ('' = from the URL or default)")
+    redis_password: str = _option("", "Redis password (never logged)", secret=True)
+    redis_tls: bool = _option(False, "use TLS to Redis (also implied by rediss://)")
+    redis_tls_ca_certs: str = _option("", "CA bundle for Redis TLS")
+    redis_tls_certfile: str = _option("", "client certificate for Redis TLS")
+    redis_tls_keyfile: str = _option("", "client key for Redis TLS")
+    namespace: str = _option("i2v", "Redis key namespace ({ns}:item:{id}, ...)")
+    create_index: bool = _option(False, "create the vector-search index (FT.CREATE) when the server has it")
+    # Publishing cadence
+    flush_interval: float = _option(0.2, "seconds between flushes of changed vectors to Redis")
+    flush_items: int = _option(2000, "flush early once this many items are dirty")
+    neighbours_interval: float = _option(5.0, "seconds between refreshes of changed items' neighbour lists")
+    neighbours_count: int = _option(20, "neighbours kept per item in {ns}:nn:{id} (0 = off)")
+    neighbours_batch: int = _option(500, "most neighbour lists refreshed per refresh")
+    user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
+    # Durability
+    checkpoint_dir: str = _option("streamer-state", "directory of the engine checkpoint and its offsets")
+    checkpoint_interval: float = _option(30.0, "seconds between checkpoints (offsets are committed after each)")
+    lease_ttl: float = _option(10.0, "seconds the namespace lease lives unless renewed")
+    shutdown_timeout: float = _option(30.0, "seconds a graceful stop may take before the process exits anyway")
+    # Validation
+    max_message_bytes: int = _option(1_000_000, "larger messages go to the dead-letter topic")
+    max_future_seconds: float = _option(86400.0, "events with ts further in the future are dead letters")
+    # Operating
+    metrics_port: int = _option(0, "port of the Prometheus /metrics endpoint (0 = off)")
+    status_interval: float = _option(5.0, "seconds between status lines in the log")
+    log_level: str = _option("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    engine: tuple[tuple[str, Any], ...] = _option((), "engine knobs (TOML table [engine]; flags below)")
+
+    def __post_init__(self) -> None:
+        positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
+                    "shutdown_timeout", "status_interval", "flush_items", "neighbours_batch",
+                    "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.topic:
+            raise ConfigError("topic must not be empty")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic] + ([self.catalog_topic] if self.catalog_topic else [])
+
+    @property
+    def engine_knobs(self) -> dict[str, Any]:
+        return dict(self.engine)
+
+    def __repr__(self) -> str:
+        shown = []
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.metadata["secret"] and value:
+                value = "***"
+            elif spec.name == "redis_url":
+                value = _mask_url(value)
+            shown.append(f"{spec.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+def _mask_url(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host``."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def _field_type(spec: dataclasses.Field) -> type:
+    return type(spec.default)
+
+
+#: Engine knobs (:class:`streamer.core.settings.TrainerSettings`) passed through to ``Trainer(**knobs)``.
+ENGINE_KNOBS = {spec.name: spec for spec in dataclasses.fields(TrainerSettings)}
+
+
+def _engine_kind(spec: dataclasses.Field) -> type:
+    """int/float/bool of an engine knob (``int | None`` knobs are int; 'none' means None)."""
+    return type(spec.default) if spec.default is not None else (int if "int" in str(spec.type) else float)
+
+
+def _convert_knob(name: str, value: Any, source: str) -> Any:
+    if name not in ENGINE_KNOBS:
+        raise ConfigError(f"unknown engine knob {name!r} from {source}")
+    spec = ENGINE_KNOBS[name]
+    if spec.default is None and (value is None or str(value).strip().lower() in ("none", "")):
+        return None
+    return _convert_value(name, _engine_kind(spec), None, value, source)
+
+
+def _convert(spec: dataclasses.Field, value: Any, source: str) -> Any:
+    return _convert_value(spec.name, _field_type(spec), spec.metadata["choices"], value, source)
+
+
+def _convert_value(name: str, kind: type, choices: tuple | None, value: Any, source: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(value)
+            return lowered in _TRUE
+        converted = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} from {source}: expected {kind.__name__}, got {value!r}") from None
+    if choices and converted not in choices:
+        raise ConfigError(f"{name} from {source}: {converted!r} is not one of {', '.join(choices)}")
+    return converted
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  config_path: str | Path | None = None) -> Settings:
+    """Merge defaults < TOML < env < flags into one :class:`Settings` (unknown keys are errors)."""
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    path = config_path or flags.pop("config", None) or environ.get(f"{ENV_PREFIX}CONFIG")
+    from_file = _read_toml(str(path)) if path else {}
+    names = {spec.name: spec for spec in dataclasses.fields(Settings) if spec.name != "engine"}
+    unknown = set(from_file) - set(names) - {"engine"}
+    if unknown:
+        raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+    file_knobs = from_file.pop("engine", {})
+    if not isinstance(file_knobs, Mapping):
+        raise ConfigError(f"[engine] in {path} must be a table")
+    layers = [(f"config file {path}", from_file, file_knobs)]
+    layers.append(("environment", *_split(lambda name: environ.get(f"{ENV_PREFIX}{name.upper()}"), names)))
+    layers.append(("command line", *_split(flags.get, names)))
+    chosen: dict[str, Any] = {}
+    knobs: dict[str, Any] = {}
+    for source, values, engine_values in layers:
+        for name, value in values.items():
+            chosen[name] = _convert(names[name], value, source)
+        for name, value in engine_values.items():
+            knobs[name] = _convert_knob(name, value, source)
+    TrainerSettings(**knobs)  # validate now: a bad knob is a configuration error at start-up
+    return Settings(**chosen, engine=tuple(sorted(knobs.items())))
+
+
+def _split(lookup, names) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Daemon settings and engine knobs present in one source (``lookup(name)`` is None when absent)."""
+    values = {name: lookup(name) for name in names if lookup(name) is not None}
+    knobs = {name: lookup(name) for name in ENGINE_KNOBS if lookup(name) is not None}
+    return values, knobs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per setting; the help shows the default and the environment variable."""
+    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help=f"TOML file of settings (env {ENV_PREFIX}CONFIG)")
+    for spec in dataclasses.fields(Settings):
+        flag = "--" + spec.name.replace("_", "-")
+        default = "" if spec.metadata["secret"] else spec.default
+        text = f"{spec.metadata['help']} (default: {default!r}; env {ENV_PREFIX}{spec.name.upper()})"
+        text = text.replace("%", "%%")
+        if spec.name == "engine":
+            continue
+        if _field_type(spec) is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            parser.add_argument(flag, type=_field_type(spec), default=argparse.SUPPRESS, help=text,
+                                choices=spec.metadata["choices"], metavar=spec.name.upper())
+    engine = parser.add_argument_group("engine knobs", "passed to streamer.Trainer; a checkpoint keeps its own")
+    for name, spec in ENGINE_KNOBS.items():
+        kind = _engine_kind(spec)
+        text = f"engine {name} (default: {spec.default!r}; env {ENV_PREFIX}{name.upper()})"
+        if kind is bool:
+            engine.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=text)
+        else:
+            engine.add_argument("--" + name.replace("_", "-"), default=argparse.SUPPRESS, metavar=name.upper(),
+                                help=text)
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings for parsed ``streamer run`` arguments (flags given on the command line win)."""
+    return load_settings(flags=vars(args), environ=environ)

@@ -1,0 +1,262 @@
+"""The served path under the protocol: the real daemon learns through Kafka, the models read Redis.
+
+:class:`ServedPath` owns (or borrows) a broker + redis-server and runs ``python -m streamer run`` as a
+child process on a fresh one-partition topic — one partition keeps the total order, so the daemon learns
+exactly the events, in exactly the order, that the in-process adapters learn. ``learn(events)``
+produces them, waits until the daemon's committed offsets equal the produced count (offsets are
+committed only after the vectors they changed are flushed to Redis), then waits until the daemon's
+neighbour refresh has gone quiet (no ``ZADD``/``DEL`` on the server for a quiet period, so every
+neighbour list due after the last event has been rewritten from the final model).
+
+Two protocol models read it back:
+
+- ``streamer-cosine@kafka``: every published vector (``SCAN {ns}:item:*`` + :meth:`Lookup.vectors`),
+  ranked with :func:`rank_by_cosine` — the served counterpart of "streamer-cosine";
+- ``streamer@kafka``: the published neighbour lists (:meth:`Lookup.similar`) — the served counterpart of
+  "streamer" (``Trainer.most_similar``). The daemon rewrites the list of an item whose vector changed;
+  an item untouched since its last refresh keeps the list computed then, so this path measures the lists
+  services really read, not a fresh ``most_similar`` over the final model.
+
+Both share one daemon, so :func:`evaluate_in_step` scores every slice for all of them before the one
+``learn`` of the slice (running :func:`streamer.evaluation.protocol.evaluate` per model would make the
+second model query a daemon that had already learned the future).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from streamer.errors import StreamerError
+from streamer.evaluation.protocol import Event, ModelResult, ProgressCallback, Split, rank_by_cosine, score_slice
+
+__all__ = ["ServedCosineModel", "ServedNeighboursModel", "ServedPath", "ServedPathError", "evaluate_in_step"]
+
+# Test-friendly daemon cadence: commits, flushes and neighbour refreshes every fraction of a second.
+DAEMON_FLAGS = {
+    "checkpoint_interval": 0.25, "flush_interval": 0.02, "neighbours_interval": 0.02, "neighbours_batch": 1_000_000,
+    "status_interval": 5, "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "user_ttl": 0,
+    "catalog_topic": "", "lease_ttl": 5,
+}
+
+
+class ServedPathError(StreamerError):
+    """The daemon exited, or did not catch up in time."""
+
+
+class ServedPath:
+    """A daemon fed through Kafka, read back through Redis. ``start()``/``close()`` or a ``with`` block.
+
+    Without ``bootstrap_servers``/``redis_url`` it starts its own :class:`streamer.localstack.LocalStack`.
+    Topic, group, namespace and checkpoint directory are fresh per instance; everything started is stopped.
+    """
+
+    def __init__(self, seed: int = 1, bootstrap_servers: str | None = None, redis_url: str | None = None,
+                 workdir: str | Path | None = None, timeout: float = 300.0, quiet_seconds: float = 0.5,
+                 engine_knobs: dict | None = None):
+        if (bootstrap_servers is None) != (redis_url is None):
+            raise ServedPathError("give both bootstrap_servers and redis_url, or neither (own local stack)")
+        self.seed, self.timeout, self.quiet_seconds = seed, timeout, quiet_seconds
+        self.engine_knobs = dict(engine_knobs or {})
+        self.bootstrap_servers, self.redis_url = bootstrap_servers, redis_url
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="streamer-served-"))
+        name = f"eval{uuid.uuid4().hex[:10]}"
+        self.topic, self.group, self.namespace = name, f"{name}-group", name
+        self.log_path = self.workdir / "daemon.log"
+        self.produced = 0
+        self.first_seen: dict[str, int] = {}  # item -> first-seen position (the engine's allocation order)
+        self.stack = self.daemon = self.lookup = self._redis = self._offsets = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> "ServedPath":
+        from streamer.replay import ensure_topic
+
+        try:
+            if self.bootstrap_servers is None:
+                from streamer.localstack import LocalStack
+
+                self.stack = LocalStack(log_dir=self.workdir / "stack").start()
+                self.bootstrap_servers, self.redis_url = self.stack.bootstrap_servers, self.stack.redis_url
+            ensure_topic(self.bootstrap_servers, self.topic, 1)
+            self.daemon = self._spawn_daemon()
+            self._connect()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _spawn_daemon(self) -> subprocess.Popen:
+        flags = {**DAEMON_FLAGS, "bootstrap_servers": self.bootstrap_servers, "redis_url": self.redis_url,
+                 "topic": self.topic, "group": self.group, "namespace": self.namespace,
+                 "checkpoint_dir": self.workdir / "checkpoint", "seed": self.seed, **self.engine_knobs}
+        command = [sys.executable, "-m", "streamer", "run"]
+        for name, value in flags.items():
+            command.extend(["--" + name.replace("_", "-"), str(value)])
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _connect(self) -> None:
+        import redis
+        from kafka import KafkaConsumer
+
+        from streamer.lookup import Lookup
+
+        self._redis = redis.Redis.from_url(self.redis_url, decode_responses=False)
+        self.lookup = Lookup(client=self._redis, namespace=self.namespace)
+        # Reads the group's committed offsets; never subscribes, so it never joins the group.
+        self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=self.group,
+                                      enable_auto_commit=False)
+
+    def close(self) -> int | None:
+        """Stop the daemon (SIGTERM, then kill), the clients and the stack this instance started."""
+        code = None
+        if self.daemon is not None:
+            if self.daemon.poll() is None:
+                self.daemon.send_signal(signal.SIGTERM)
+                try:
+                    self.daemon.wait(60)
+                except subprocess.TimeoutExpired:
+                    self.daemon.kill()
+                    self.daemon.wait()
+            code = self.daemon.returncode
+        for closer in (self._offsets, self._redis):
+            if closer is not None:
+                closer.close()
+        if self.stack is not None:
+            self.stack.stop()
+        self.daemon = self._offsets = self._redis = self.stack = None
+        return code
+
+    def __enter__(self) -> "ServedPath":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- learning ---------------------------------------------------------------------------------
+    def learn(self, events: list[Event]) -> None:
+        """Produce ``events`` in order, then wait for the commit and for the neighbour refresh to settle."""
+        from streamer.replay import produce_events
+
+        for _, item, _ in events:
+            self.first_seen.setdefault(item, len(self.first_seen))
+        stats = produce_events(self.bootstrap_servers, self.topic, events)
+        self.produced += stats.messages
+        self._wait_for_commit()
+        self._wait_for_quiet_neighbours()
+
+    def _check_alive(self) -> None:
+        if self.daemon is None or self.daemon.poll() is not None:
+            code = None if self.daemon is None else self.daemon.returncode
+            raise ServedPathError(f"the daemon is not running (exit code {code}); see {self.log_path}")
+
+    def committed(self) -> int:
+        from kafka import TopicPartition
+
+        return self._offsets.committed(TopicPartition(self.topic, 0)) or 0
+
+    def _wait_for_commit(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while self.committed() < self.produced:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ServedPathError(f"the daemon committed {self.committed()}/{self.produced} offsets "
+                                      f"within {self.timeout:.0f} s; see {self.log_path}")
+            time.sleep(0.05)
+
+    def _neighbour_writes(self) -> int:
+        stats = self._redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("zadd", "del"))
+
+    def _wait_for_quiet_neighbours(self) -> None:
+        """Wait until no neighbour list has been written for ``quiet_seconds`` (bounded by ``timeout``)."""
+        deadline = time.monotonic() + self.timeout
+        writes, since = self._neighbour_writes(), time.monotonic()
+        while time.monotonic() - since < self.quiet_seconds:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ServedPathError(f"neighbour lists still being written after {self.timeout:.0f} s")
+            time.sleep(0.05)
+            now = self._neighbour_writes()
+            if now != writes:
+                writes, since = now, time.monotonic()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def published_items(self) -> list[str]:
+        """Every item with a published vector, in the engine's first-seen order (others after, sorted)."""
+        prefix = self.lookup.keys.item_prefix
+        found = [key.decode()[len(prefix):] for key in self._redis.scan_iter(match=f"{prefix}*", count=10_000)]
+        late = len(self.first_seen)
+        return sorted(found, key=lambda item: (self.first_seen.get(item, late), item))
+
+
+class ServedCosineModel:
+    """``streamer-cosine@kafka``: cosine ranking over every vector read back from Redis."""
+
+    name = "streamer-cosine@kafka"
+
+    def __init__(self, path: ServedPath):
+        self.path = path
+
+    def learn(self, events: list[Event]) -> None:
+        self.path.learn(events)
+
+    def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
+        import numpy as np
+
+        items = self.path.published_items()
+        read = self.path.lookup.vectors(items)
+        kept = [(item, vector) for item, vector in zip(items, read) if vector is not None]
+        if not kept:
+            return [None] * len(query_items)
+        return rank_by_cosine([item for item, _ in kept], np.stack([vector for _, vector in kept]), query_items, k)
+
+
+class ServedNeighboursModel:
+    """``streamer@kafka``: the published neighbour lists; a query item without a vector is a miss."""
+
+    name = "streamer@kafka"
+
+    def __init__(self, path: ServedPath):
+        self.path = path
+
+    def learn(self, events: list[Event]) -> None:
+        self.path.learn(events)
+
+    def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
+        lookup = self.path.lookup
+        present = lookup.vectors(query_items)
+        return [None if vector is None else [item for item, _ in lookup.similar(query, k + 1) if item != query][:k]
+                for query, vector in zip(query_items, present)]
+
+
+def evaluate_in_step(models: list, split: Split, k: int = 10, progress: ProgressCallback | None = None,
+                     learn=None) -> list[ModelResult]:
+    """The protocol for models sharing one learner: per slice, score every model, then ``learn`` once.
+
+    ``learn`` defaults to the first model's; each result gets the shared learn time.
+    """
+    learn = learn or models[0].learn
+    results = [ModelResult(name=model.name, k=k) for model in models]
+    started = time.perf_counter()
+    if split.warmup:
+        learn(split.warmup)
+    for result in results:
+        result.warmup_learn_seconds = time.perf_counter() - started
+    for index, (events, queries) in enumerate(zip(split.slices, split.queries)):
+        chunks = [score_slice(model, queries, k) for model in models]
+        started = time.perf_counter()
+        if events:
+            learn(events)
+        elapsed = time.perf_counter() - started
+        for model, result, chunk in zip(models, results, chunks):
+            chunk.learn_seconds = elapsed
+            result.slices.append(chunk)
+            if progress is not None:
+                progress(model.name, index, len(split.slices), chunk)
+    return results

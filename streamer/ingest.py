@@ -1,0 +1,132 @@
+"""One poll batch of Kafka records → decoded, validated, learned; rejects become dead letters.
+
+Pure of I/O itself: the engine, the dead-letter sink and the vector sink are passed in, so unit tests
+use small fakes. A JSON array message is learned element by element; an invalid element becomes its
+own dead letter (with its index) and the valid ones are still learned, in order.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamer.events import MAX_ID_LENGTH, InvalidRecord, decode_payload, parse_catalog_update, parse_event
+
+__all__ = ["BatchResult", "Ingestor", "Prepared"]
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    catalog_updates: int = 0
+    dead_letters: int = 0
+
+
+@dataclass
+class Prepared:
+    """A decoded and validated batch, waiting for the engine."""
+
+    records: list
+    catalog: bool
+    valid: list = field(default_factory=list)
+    origins: list = field(default_factory=list)  # (message, index in its JSON array) of each valid record
+    users: set = field(default_factory=set)
+    result: BatchResult = field(default_factory=BatchResult)
+
+
+class Ingestor:
+    """``process(records, catalog=...)`` for one partition's records, in offset order.
+
+    Three steps: ``prepare`` (decode + validate, no engine) → ``learn`` (the engine alone) → ``finish``
+    (dead-letter engine rejects, mark changes), so the engine step can be timed or moved on its own.
+    """
+
+    def __init__(self, engine, dead_letters, sink, max_message_bytes: int, max_future_seconds: float | None,
+                 clock=time.time):
+        self.engine = engine
+        self._dead_letters = dead_letters
+        self._sink = sink
+        self._max_bytes = max_message_bytes
+        self._max_future = max_future_seconds or None
+        self._clock = clock
+
+    def process(self, records: list, catalog: bool = False) -> BatchResult:
+        """Decode, validate, learn and mark one batch (all three steps below, in order)."""
+        prepared = self.prepare(records, catalog)
+        return self.finish(prepared, self.learn(prepared))
+
+    def prepare(self, records: list, catalog: bool = False) -> Prepared:
+        """Decode and validate; rejects go to the dead letters. Does not touch the engine."""
+        prepared = Prepared(records, catalog)
+        latest = self._clock() + self._max_future if self._max_future else sys.float_info.max
+        for message in records:
+            try:
+                elements = decode_payload(message.value, self._max_bytes)
+            except InvalidRecord as error:
+                self._reject(message, error.reason, None, prepared.result)
+                continue
+            if not elements:
+                self._reject(message, "empty_array", None, prepared.result)
+                continue
+            value = message.value
+            indexed = len(elements) > 1 or (value[:1] != b"{" and value.lstrip()[:1] == b"[")
+            for index, element in enumerate(elements):
+                try:
+                    parsed = self._parse(element, catalog, latest)
+                except InvalidRecord as error:
+                    self._reject(message, error.reason, index if indexed else None, prepared.result)
+                    continue
+                prepared.valid.append(parsed)
+                prepared.origins.append((message, index if indexed else None))
+                if not catalog:
+                    prepared.users.add(parsed["user"] if type(parsed) is dict else parsed.user)
+        return prepared
+
+    def learn(self, prepared: Prepared):
+        """The engine step alone; returns the engine's report (None when nothing was valid)."""
+        if not prepared.valid:
+            return None
+        return self.engine.catalog(prepared.valid) if prepared.catalog else self.engine.learn(prepared.valid)
+
+    def finish(self, prepared: Prepared, report) -> BatchResult:
+        """Dead-letter what the engine rejected and mark changed items, retires and users in the sink."""
+        result = prepared.result
+        if report is None:
+            return result
+        if report.rejected:
+            position = {id(record): index for index, record in enumerate(prepared.valid)}
+            for record, reason in report.rejected:
+                message, index = prepared.origins[position[id(record)]]
+                self._reject(message, reason, index, result)
+        if prepared.catalog:
+            result.catalog_updates += report.accepted
+        else:
+            result.events += report.accepted
+        self._mark_changed(prepared.records, prepared.users)
+        return result
+
+    def _parse(self, element: Any, catalog: bool, latest: float) -> Any:
+        """The record to learn. The common event shape is checked inline (the same rules as
+        :func:`parse_event`) and passed on as it is; everything else goes through the parsers."""
+        if catalog:
+            return parse_catalog_update(element)
+        if type(element) is dict and len(element) == 3:
+            user, item, ts = element.get("user"), element.get("item"), element.get("ts")
+            if (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
+                    and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest):
+                return element
+        return parse_event(element, self._clock(), self._max_future)
+
+    def _mark_changed(self, records: list, users: set[str]) -> None:
+        stamps = [message.timestamp for message in records if message.timestamp and message.timestamp > 0]
+        produced_at = min(stamps) / 1000.0 if stamps else self._clock()
+        self._sink.add_items(self.engine.take_changed(), produced_at)
+        self._sink.add_retired(self.engine.take_retired())
+        if users:
+            self._sink.add_users(users)
+
+    def _reject(self, message, reason: str, index: int | None, result: BatchResult) -> None:
+        self._dead_letters.add(message, reason, index)
+        result.dead_letters += 1

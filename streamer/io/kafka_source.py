@@ -1,0 +1,185 @@
+"""The Kafka side: a consumer-group source (manual commits, rebalance callbacks) and a producer factory.
+
+The consumer is created by :meth:`KafkaSource.open`, not in ``__init__``. Each partition starts at
+``max(committed offset, offset in the checkpoint)`` (committed offsets are read when opening, because
+kafka-python 3 runs rebalance callbacks on its IO thread, where blocking consumer calls are refused);
+records below what the model has learned are dropped, so nothing is learned twice and nothing skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+
+from streamer.logs import log_event
+
+__all__ = ["KafkaSource", "Offsets", "kafka_security_options", "make_producer"]
+
+logger = logging.getLogger("streamer.kafka")
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
+def kafka_security_options(settings) -> dict:
+    """kafka-python keyword arguments for SASL/SSL (empty settings are left out)."""
+    options = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
+                       sasl_plain_password=settings.sasl_password)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password"):
+        if getattr(settings, name):
+            options[name] = getattr(settings, name)
+    return options
+
+
+def make_producer(settings) -> KafkaProducer:
+    """The dead-letter producer: acks from all replicas, small linger, the same security options."""
+    return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-dlq",
+                         acks="all", linger_ms=20, **kafka_security_options(settings))
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, source: "KafkaSource"):
+        self._source = source
+
+    def on_partitions_revoked(self, revoked):
+        self._source.handle_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):
+        self._source.handle_assigned(assigned)
+
+
+class KafkaSource:
+    """Consumes ``settings.topics`` in ``settings.group``; ``learned`` holds the model's next offsets."""
+
+    def __init__(self, settings, on_revoked: Callable[[list[TopicPartition]], None]):
+        self._settings = settings
+        self._on_revoked = on_revoked
+        self._consumer: KafkaConsumer | None = None
+        self.learned: Offsets = {}
+        self.assigned: set[TopicPartition] = set()
+        self._in_callback = False
+
+    def open(self) -> None:
+        settings = self._settings
+        options = dict(
+            bootstrap_servers=settings.bootstrap_servers, group_id=settings.group, client_id=settings.client_id,
+            enable_auto_commit=False, auto_offset_reset=settings.auto_offset_reset,
+            session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_records=settings.max_poll_records, fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=max(1 << 20, settings.max_message_bytes + 1024),
+            **kafka_security_options(settings))
+        if settings.group_instance_id:
+            options["group_instance_id"] = settings.group_instance_id
+        self._consumer = KafkaConsumer(**options)
+        self._fold_committed()
+        self._consumer.subscribe(settings.topics, listener=_Listener(self))
+        log_event(logger, logging.INFO, "subscribed", topics=",".join(settings.topics), group=settings.group)
+
+    @property
+    def is_open(self) -> bool:
+        return self._consumer is not None
+
+    def handle_revoked(self, revoked) -> None:
+        """Runs on kafka-python's IO thread while ``poll`` waits: commits there must not block."""
+        log_event(logger, logging.INFO, "partitions_revoked", partitions=_names(revoked))
+        self._in_callback = True
+        try:
+            self._on_revoked(list(revoked))
+        finally:
+            self._in_callback = False
+            self.assigned.difference_update(revoked)
+
+    def handle_assigned(self, assigned) -> None:
+        """Position each partition at what the model has learned (``seek`` does no I/O)."""
+        for partition in assigned:
+            target = self.learned.get((partition.topic, partition.partition))
+            if target is not None:
+                self._consumer.seek(partition, target)
+            log_event(logger, logging.INFO, "partition_assigned", topic=partition.topic,
+                      partition=partition.partition,
+                      start=target if target is not None else f"committed or {self._settings.auto_offset_reset}")
+        self.assigned.update(assigned)
+
+    def _fold_committed(self) -> None:
+        """``learned = max(checkpoint offset, committed offset)`` for every partition of our topics."""
+        for topic in self._settings.topics:
+            for number in sorted(self._consumer.partitions_for_topic(topic) or ()):
+                partition = TopicPartition(topic, number)
+                committed = self._consumer.committed(partition)
+                learned = self.learned.get((topic, number))
+                if committed is None:
+                    continue
+                if learned is not None and committed > learned:
+                    log_event(logger, logging.WARNING, "checkpoint_behind_commit", topic=topic, partition=number,
+                              checkpoint=learned, committed=committed)
+                if learned is None or committed > learned:
+                    self.learned[(topic, number)] = committed
+
+    def poll(self, timeout_ms: int) -> list[tuple[TopicPartition, list]]:
+        """Batches of new records per partition, in poll order; already-learned records are dropped."""
+        batches = []
+        for partition, records in self._consumer.poll(timeout_ms=timeout_ms).items():
+            start = self.learned.get((partition.topic, partition.partition))
+            if start is not None:
+                records = [record for record in records if record.offset >= start]
+            if records:
+                batches.append((partition, records))
+        return batches
+
+    def mark_learned(self, partition: TopicPartition, next_offset: int) -> None:
+        self.learned[(partition.topic, partition.partition)] = next_offset
+
+    def commit(self, offsets: Offsets) -> bool:
+        """Commit the offsets of currently assigned partitions; False (logged) when the group is rebalancing."""
+        chosen = {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                  for (topic, partition), offset in offsets.items()
+                  if TopicPartition(topic, partition) in self.assigned}
+        if not chosen or self._consumer is None:
+            return bool(chosen)
+        if self._in_callback:  # on the IO thread a blocking commit would deadlock: send it, log the outcome
+            self._consumer.commit_async(chosen, callback=_log_async_commit)
+            return True
+        try:
+            self._consumer.commit(chosen)
+        except CommitFailedError as error:
+            log_event(logger, logging.WARNING, "commit_failed_rebalance", error=str(error))
+            return False
+        except KafkaError as error:
+            log_event(logger, logging.WARNING, "commit_failed", error=repr(error))
+            return False
+        return True
+
+    def lag(self) -> int | None:
+        """Messages between what the model learned and the high watermark of the assigned partitions."""
+        if self._consumer is None:
+            return None
+        total, known = 0, False
+        for partition in self.assigned:
+            highwater = self._consumer.highwater(partition)
+            learned = self.learned.get((partition.topic, partition.partition))
+            if highwater is not None and learned is not None:
+                total += max(0, highwater - learned)
+                known = True
+        return total if known else None
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            finally:
+                self._consumer = None
+                self.assigned.clear()
+
+
+def _log_async_commit(offsets, response) -> None:
+    if isinstance(response, Exception):
+        log_event(logger, logging.WARNING, "commit_failed_rebalance", error=repr(response),
+                  partitions=_names(offsets))
+
+
+def _names(partitions) -> str:
+    return ",".join(f"{partition.topic}/{partition.partition}" for partition in partitions) or "-"

@@ -1,0 +1,268 @@
+"""Publishes the engine's changed vectors to Redis: ``add_*()`` marks ids dirty, ``flush()`` writes them.
+
+Writes are pipelined (``transaction=False``) batches of fenced Lua scripts: each script first checks
+that the namespace lease still holds our value, so a fenced daemon writes nothing. They are idempotent
+(``HSET``/``SET``/``DEL``; a replay overwrites). Dirty ids are sets (bounded by the item count) and
+survive failed flushes, so while Redis is down training goes on and everything lands after reconnect.
+When the Redis server restarted (new ``run_id``), every item is published again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+from redis.retry import Retry
+
+from streamer.errors import StreamerError
+from streamer.io.lease import FENCE_CHECK, Lease
+from streamer.keys import DTYPE, FIELD_UPDATED_AT, FIELD_VECTOR, FIELD_VERSION, Keys, encode_vector, index_definition
+from streamer.logs import log_event
+
+__all__ = ["FencedError", "FlushResult", "RedisSink", "connect_redis"]
+
+logger = logging.getLogger("streamer.redis")
+BATCH = 256
+NEIGHBOUR_CHUNK = 64
+
+_WRITE_ITEMS = FENCE_CHECK + f"""
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], '{FIELD_VECTOR}', ARGV[2 * i - 1], '{FIELD_VERSION}', ARGV[2 * i],
+             '{FIELD_UPDATED_AT}', ARGV[2])
+end
+return #KEYS - 1
+"""
+_DELETE = FENCE_CHECK + "for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end return #KEYS - 1\n"
+_WRITE_USERS = FENCE_CHECK + """
+for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[2]) end
+return #KEYS - 1
+"""
+_REPLACE_NEIGHBOURS = FENCE_CHECK + """
+local a = 2
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[a]); a = a + 1
+  redis.call('DEL', KEYS[i])
+  if n > 0 then redis.call('ZADD', KEYS[i], unpack(ARGV, a, a + 2 * n - 1)) end
+  a = a + 2 * n
+end
+return #KEYS - 1
+"""
+_WRITE_META = FENCE_CHECK + "redis.call('HSET', KEYS[2], unpack(ARGV, 2)) return 1\n"
+
+
+class FencedError(StreamerError):
+    """Another daemon holds the namespace lease: this one must not write."""
+
+
+@dataclass
+class FlushResult:
+    items: int = 0
+    retired: int = 0
+    users: int = 0
+    seconds: float = 0.0
+    freshness: list[float] = field(default_factory=list)
+
+
+def connect_redis(settings) -> redis.Redis:
+    """A lazily connecting client for ``settings.redis_url`` with its ACL/TLS options and short timeouts."""
+    url = settings.redis_url
+    options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0, "health_check_interval": 30,
+               "retry": Retry(NoBackoff(), 1)}  # fail fast: the daemon's loop backs off and keeps training
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    if settings.redis_password:
+        options["password"] = settings.redis_password
+    if settings.redis_tls and url.startswith("redis://"):
+        url = "rediss://" + url[len("redis://"):]
+    if url.startswith("rediss://"):
+        for name in ("ca_certs", "certfile", "keyfile"):
+            value = getattr(settings, f"redis_tls_{name}")
+            if value:
+                options[f"ssl_{name}"] = value
+    return redis.Redis.from_url(url, **options)
+
+
+class RedisSink:
+    """The vector sink: ``add_items/add_retired/add_users`` then ``flush(engine)``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, lease: Lease, user_ttl: float = 86400.0,
+                 neighbours_count: int = 20, model_id: str = ""):
+        self._client, self._keys, self._lease = client, keys, lease
+        self._user_ttl_ms = int(user_ttl * 1000)
+        self._neighbours_count = neighbours_count
+        self.model_id = model_id
+        self.dirty: dict[str, float] = {}          # item -> produce time of its oldest unpublished change
+        self.retired: set[str] = set()
+        self.users: set[str] = set()
+        self.neighbours_due: dict[str, None] = {}  # insertion-ordered set
+        self.last_flush: float | None = None
+        self._server_id: str | None = None
+        self._check_server = True
+        self._scripts = {name: client.register_script(source) for name, source in (
+            ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
+            ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META))}
+
+    # -- marking --------------------------------------------------------------------------------
+    def add_items(self, items, produced_at: float) -> None:
+        for item in items:
+            self.retired.discard(item)
+            self.dirty.setdefault(item, produced_at)
+            if self._neighbours_count:
+                self.neighbours_due[item] = None
+
+    def add_retired(self, items) -> None:
+        for item in items:
+            self.dirty.pop(item, None)
+            self.neighbours_due.pop(item, None)
+            self.retired.add(item)
+
+    def add_users(self, users) -> None:
+        if self._user_ttl_ms:
+            self.users.update(users)
+
+    @property
+    def pending(self) -> int:
+        return len(self.dirty) + len(self.retired) + len(self.users)
+
+    def pending_snapshot(self) -> dict[str, list[str]]:
+        """Ids not yet in Redis, for the checkpoint (so a checkpoint saved while Redis is down loses none)."""
+        return {"items": sorted(self.dirty), "retired": sorted(self.retired), "neighbours": list(self.neighbours_due)}
+
+    def restore_pending(self, pending: dict[str, list[str]]) -> None:
+        self.add_items(pending.get("items", ()), time.time())
+        self.add_retired(pending.get("retired", ()))
+        if self._neighbours_count:
+            self.neighbours_due.update(dict.fromkeys(pending.get("neighbours", ())))
+
+    def mark_disconnected(self) -> None:
+        """After a Redis error: check on the next flush whether the server restarted (and lost our keys)."""
+        self._check_server = True
+
+    # -- writing --------------------------------------------------------------------------------
+    def flush(self, engine) -> FlushResult:
+        """Write every dirty vector, retire and user vector, then the meta hash, in one pipeline.
+
+        Raises on Redis errors (the dirty sets are kept) and :class:`FencedError` when fenced.
+        """
+        began = time.monotonic()
+        if self._check_server:
+            self._detect_restart(engine)
+        now = time.time()
+        items, retired, users = list(self.dirty), sorted(self.retired), list(self.users)
+        calls = self._item_calls(engine, items, now) + self._user_calls(engine, users)
+        for start in range(0, len(retired), BATCH):
+            chunk = retired[start:start + BATCH]
+            calls.append(("delete", [key for item in chunk
+                                     for key in (self._keys.item(item), self._keys.neighbours(item))], []))
+        calls.append(self._meta_call(engine, now))
+        self._execute(calls)
+        written_at = time.time()
+        result = FlushResult(items=len(items), retired=len(retired), users=len(users),
+                             freshness=[max(0.0, written_at - self.dirty.pop(item)) for item in items])
+        self.retired.difference_update(retired)
+        self.users.difference_update(users)
+        self.last_flush = written_at
+        result.seconds = time.monotonic() - began
+        return result
+
+    def refresh_neighbours(self, engine, limit: int, budget_seconds: float = 0.1) -> int:
+        """Replace ``{ns}:nn:{id}`` of up to ``limit`` changed items with ``engine.most_similar``.
+
+        Queries go in small chunks and stop after ``budget_seconds``, so a large catalog never stalls
+        the loop; the rest stay due for the next refresh.
+        """
+        if not self._neighbours_count:
+            self.neighbours_due.clear()
+            return 0
+        began, done = time.monotonic(), 0
+        due = list(self.neighbours_due)[:limit]
+        for start in range(0, len(due), NEIGHBOUR_CHUNK):
+            chosen = due[start:start + NEIGHBOUR_CHUNK]
+            keys, args = [], []
+            for item, neighbours in zip(chosen, engine.most_similar_many(chosen, self._neighbours_count)):
+                if not neighbours and engine.vector(item) is None:
+                    continue
+                keys.append(self._keys.neighbours(item))
+                args.append(len(neighbours))
+                for other, score in neighbours:
+                    args.extend((float(score), other))
+            if keys:
+                self._execute([("neighbours", keys, args)])
+            for item in chosen:
+                self.neighbours_due.pop(item, None)
+            done += len(chosen)
+            if time.monotonic() - began > budget_seconds:
+                break
+        return done
+
+    def create_index(self, vector_size: int) -> bool:
+        """``FT.CREATE`` over the item hashes; False (and a log line) when the server has no search module."""
+        try:
+            self._client.execute_command(*index_definition(self._keys, vector_size))
+        except ResponseError as error:
+            text = str(error).lower()
+            if "already exists" in text:
+                return True
+            log_event(logger, logging.WARNING, "index_not_created", index=self._keys.index, error=str(error))
+            return False
+        log_event(logger, logging.INFO, "index_created", index=self._keys.index, dim=vector_size)
+        return True
+
+    def _item_calls(self, engine, items: list[str], now: float) -> list[tuple]:
+        calls, version = [], engine.event_count
+        for start in range(0, len(items), BATCH):
+            keys, args = [], [now]
+            for item in items[start:start + BATCH]:
+                vector = engine.vector(item)
+                if vector is not None:
+                    keys.append(self._keys.item(item))
+                    args.extend((encode_vector(vector), version))
+            if keys:
+                calls.append(("items", keys, args))
+        return calls
+
+    def _user_calls(self, engine, users: list[str]) -> list[tuple]:
+        calls = []
+        for start in range(0, len(users), BATCH):
+            keys, args = [], [self._user_ttl_ms]
+            for user in users[start:start + BATCH]:
+                vector = engine.user_vector(user)
+                if vector is not None:
+                    keys.append(self._keys.user(user))
+                    args.append(encode_vector(vector))
+            if keys:
+                calls.append(("users", keys, args))
+        return calls
+
+    def _meta_call(self, engine, now: float) -> tuple:
+        settings = engine.settings
+        normalised = getattr(settings, "normalise", getattr(settings, "normalize", False))
+        meta = {"vector_size": settings.vector_size, "dtype": DTYPE, "normalised": int(bool(normalised)),
+                "model_id": self.model_id, "model_version": engine.event_count,
+                "item_count": engine.item_count, "last_flush": now}
+        return ("meta", [self._keys.meta], [value for pair in meta.items() for value in pair])
+
+    def _execute(self, calls: list[tuple]) -> None:
+        """One pipeline (``transaction=False``) of fenced scripts; on a lost lease renew once or raise."""
+        for attempt in range(2):
+            pipeline = self._client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                self._scripts[name](keys=[self._keys.lease] + keys, args=[self._lease.value or ""] + args,
+                                    client=pipeline)
+            if -1 not in pipeline.execute():
+                return
+            if attempt == 0 and self._lease.renew():
+                continue
+            raise FencedError(f"namespace {self._keys.namespace!r} is leased by {self._lease.holder()!r}")
+
+    def _detect_restart(self, engine) -> None:
+        server_id = self._client.info("server").get("run_id")
+        if self._server_id is not None and server_id != self._server_id:
+            ids, _ = engine.vectors()
+            log_event(logger, logging.WARNING, "redis_restarted", republish=len(ids))
+            self.add_items(ids, time.time())
+        self._server_id, self._check_server = server_id, False

@@ -1,0 +1,66 @@
+"""Prometheus metrics of the daemon (own registry, so several daemons can live in one test process).
+
+Counters: events learned, records dead-lettered (by reason), catalog updates, flushes and flush errors.
+Gauges: items, open sessions, dirty items, consumer lag, last flush latency, lease held.
+Histogram: freshness — produce time of the oldest change of an item → its vector written to Redis.
+A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["FRESHNESS_BUCKETS", "Metrics"]
+
+FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+                     10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    """All metrics of one daemon; ``serve(port)`` exposes them on ``/metrics`` (port 0 = off)."""
+
+    def __init__(self, window: int = 100_000):
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.events = Counter("streamer_events_total", "events learned", registry=registry)
+        self.dead_letters = Counter("streamer_dead_letters_total", "records sent to the dead-letter topic",
+                                    ["reason"], registry=registry)
+        self.catalog_updates = Counter("streamer_catalog_updates_total", "catalog updates applied",
+                                       registry=registry)
+        self.flushes = Counter("streamer_flushes_total", "successful flushes to Redis", registry=registry)
+        self.flush_errors = Counter("streamer_flush_errors_total", "failed flushes to Redis", registry=registry)
+        self.items_published = Counter("streamer_items_published_total", "item vectors written to Redis",
+                                       registry=registry)
+        self.checkpoints = Counter("streamer_checkpoints_total", "checkpoints saved", registry=registry)
+        self.commits = Counter("streamer_commits_total", "offset commits", registry=registry)
+        self.items = Gauge("streamer_items", "items the model knows", registry=registry)
+        self.open_sessions = Gauge("streamer_open_sessions", "sessions still open", registry=registry)
+        self.dirty_items = Gauge("streamer_dirty_items", "changed items not yet in Redis", registry=registry)
+        self.lag = Gauge("streamer_consumer_lag", "messages behind the high watermark", registry=registry)
+        self.flush_seconds = Gauge("streamer_last_flush_seconds", "duration of the last flush", registry=registry)
+        self.lease_held = Gauge("streamer_lease_held", "1 when this daemon holds the namespace lease",
+                                registry=registry)
+        self.freshness = Histogram("streamer_freshness_seconds", "produce time → vector written to Redis",
+                                   buckets=FRESHNESS_BUCKETS, registry=registry)
+        self._recent: deque[float] = deque(maxlen=window)
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)
+
+    def observe_freshness(self, samples: list[float]) -> None:
+        for sample in samples:
+            self.freshness.observe(sample)
+        self._recent.extend(samples)
+
+    def freshness_quantiles(self, *quantiles: float) -> list[float | None]:
+        """Exact quantiles of the recent freshness window (None when there are no samples)."""
+        ordered = sorted(self._recent)
+        if not ordered:
+            return [None for _ in quantiles]
+        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
+
+    def clear_freshness_window(self) -> None:
+        self._recent.clear()

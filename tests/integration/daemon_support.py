@@ -1,0 +1,146 @@
+"""Helpers for the daemon's integration tests: run it in a thread or as a process, produce, wait, read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from kafka import KafkaProducer
+
+from streamer.app import Daemon
+from streamer.config import load_settings
+from streamer.keys import Keys, decode_vector
+
+# Tansu: a group join waits about half the session timeout and a dead member leaves after it;
+# short values keep restarts quick (heartbeats run on kafka-python's IO thread).
+FAST_GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 1000}
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def settings_for(kafka_bootstrap: str, redis_url: str, namespace: str, topic: str, checkpoint_dir: Path, **overrides):
+    values = dict(bootstrap_servers=kafka_bootstrap, redis_url=redis_url, namespace=namespace, topic=topic,
+                  catalog_topic=f"{topic}-catalog", group=f"{namespace}-group", checkpoint_dir=str(checkpoint_dir),
+                  checkpoint_interval=1.0, status_interval=2.0, lease_ttl=3.0, neighbours_interval=0.5,
+                  shutdown_timeout=30.0, **FAST_GROUP)
+    values.update(overrides)
+    return load_settings(flags=values, environ={})
+
+
+class DaemonThread:
+    """``with DaemonThread(settings) as daemon:`` — the real daemon in a thread, stopped gracefully on exit."""
+
+    def __init__(self, settings):
+        self.daemon = Daemon(settings)
+        self.exit_code: int | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="daemon", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.exit_code = self.daemon.run()
+        except BaseException as error:  # surfaced by the test through .error
+            self.error = error
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> "DaemonThread":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.daemon.request_stop(watchdog=False)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "daemon did not stop"
+
+    def __exit__(self, *exc_info) -> None:
+        if self._thread.is_alive():
+            self.stop()
+
+
+def spawn_daemon(settings_flags: dict, log_path: Path) -> subprocess.Popen:
+    """``python -m streamer run --flag value ...`` as a child process, logging to ``log_path``."""
+    command = [sys.executable, "-m", "streamer", "run"]
+    for name, value in settings_flags.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            command.append(flag if value else "--no-" + flag[2:])
+        else:
+            command.extend([flag, str(value)])
+    log = open(log_path, "ab")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STREAMER_")}
+    environment["STREAMER_DATA_ROOT"] = os.environ.get("STREAMER_DATA_ROOT", "")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY, env=environment)
+    log.close()
+    return process
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout)
+
+
+def event_value(user: str, item: str, ts: float) -> bytes:
+    return orjson.dumps({"user": user, "item": item, "ts": ts})
+
+
+def produce(kafka_bootstrap: str, topic: str, messages, rate: float | None = None) -> Counter:
+    """Send ``(key, value)`` pairs in order (optionally at ``rate`` per second); returns messages per partition."""
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5, acks="all")
+    futures, began = [], time.monotonic()
+    for index, (key, value) in enumerate(messages):
+        futures.append(producer.send(topic, key=key, value=value))
+        if rate and index % 100 == 99:
+            ahead = (index + 1) / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush()
+    per_partition = Counter(future.get(timeout=30).partition for future in futures)
+    producer.close()
+    return per_partition
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll until ``predicate()`` is truthy; fail the test with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def read_manifest(checkpoint_dir: Path) -> dict | None:
+    path = Path(checkpoint_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def manifest_offsets(checkpoint_dir: Path) -> dict[tuple[str, int], int]:
+    manifest = read_manifest(checkpoint_dir) or {"offsets": []}
+    return {(topic, partition): offset for topic, partition, offset in manifest["offsets"]}
+
+
+def read_item_vectors(client, namespace: str) -> dict:
+    """Every ``{ns}:item:*`` hash's vector, by item id."""
+    keys = Keys(namespace)
+    names = list(client.scan_iter(match=f"{keys.item_prefix}*", count=5000))
+    pipeline = client.pipeline(transaction=False)
+    for name in names:
+        pipeline.hget(name, "vec")
+    return {keys.item_id(name): decode_vector(value) for name, value in zip(names, pipeline.execute())
+            if value is not None}

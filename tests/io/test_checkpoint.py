@@ -1,0 +1,112 @@
+"""Checkpoint store (atomic manifest + engine file) and the commit order flush → save → commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer import Trainer
+from streamer.errors import CheckpointError
+from streamer.io.checkpoint import MANIFEST, Checkpoint, CheckpointStore, Manifest
+
+
+def _engine(events: int = 6) -> Trainer:
+    engine = Trainer(vector_size=4, seed=1, subsample=0.0)
+    engine.learn([(f"u{i % 2}", f"i{i % 3}", float(i)) for i in range(events)])
+    return engine
+
+
+def test_save_then_load_round_trips_state_offsets_and_pending(tmp_path):
+    store = CheckpointStore(tmp_path / "state")
+    engine, fresh = store.load(Trainer.load)
+    assert engine is None and fresh.sequence == 0
+    saved = store.save(_engine(), fresh, {("events", 0): 6, ("events", 1): 2}, {"items": ["i1"]})
+    second = store.save(_engine(8), saved, {("events", 0): 8, ("events", 1): 2}, {})
+    loaded, manifest = CheckpointStore(tmp_path / "state").load(Trainer.load)
+    assert manifest.sequence == 2 and manifest.model_id == fresh.model_id == second.model_id
+    assert manifest.offsets == {("events", 0): 8, ("events", 1): 2}
+    assert loaded.event_count == manifest.event_count == 8
+    assert sorted(path.name for path in (tmp_path / "state").iterdir()) == ["engine-00000002.ckpt", MANIFEST]
+
+
+def test_corrupt_manifest_is_an_error_not_a_fresh_start(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(_engine(), Manifest(), {("events", 0): 6}, {})
+    (tmp_path / MANIFEST).write_bytes(b'{"format": 1, "sequence": ')
+    with pytest.raises(CheckpointError):
+        store.load(Trainer.load)
+
+
+def test_leftover_temporary_files_are_removed_on_load(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(_engine(), Manifest(), {}, {})
+    (tmp_path / ".engine-00000002.ckpt.abc.tmp").write_bytes(b"half written")
+    store.load(Trainer.load)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+class Recorder:
+    """Fake sinks and source that record the order of calls."""
+
+    def __init__(self, published: bool = True):
+        self.calls, self.published, self.learned = [], published, {("events", 0): 6}
+
+    def publish(self, force):
+        self.calls.append("flush_redis")
+        return self.published
+
+    def flush(self):
+        self.calls.append("flush_dead_letters")
+
+    def commit(self, offsets):
+        self.calls.append(("commit", dict(offsets)))
+        return True
+
+    def pending(self):
+        return {"items": [] if self.published else ["i1"]}
+
+
+class RecordingStore(CheckpointStore):
+    def __init__(self, directory, recorder):
+        super().__init__(directory)
+        self.recorder = recorder
+
+    def save(self, engine, manifest, offsets, pending):
+        self.recorder.calls.append(("save", dict(offsets), tuple(pending["items"])))
+        return super().save(engine, manifest, offsets, pending)
+
+
+def _checkpoint(tmp_path, recorder) -> Checkpoint:
+    return Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
+                      recorder.pending)
+
+
+def test_order_is_flush_then_save_then_commit(tmp_path):
+    recorder = Recorder()
+    assert _checkpoint(tmp_path, recorder).commit(_engine())
+    assert recorder.calls == ["flush_redis", "flush_dead_letters", ("save", {("events", 0): 6}, ()),
+                              ("commit", {("events", 0): 6})]
+
+
+def test_redis_down_saves_pending_ids_but_defers_the_commit(tmp_path):
+    recorder = Recorder(published=False)
+    checkpoint = _checkpoint(tmp_path, recorder)
+    assert not checkpoint.commit(_engine())
+    assert ("save", {("events", 0): 6}, ("i1",)) in recorder.calls
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
+    recorder.published, recorder.calls = True, []
+    assert checkpoint.commit(_engine())  # Redis back: nothing new to save, but the commit happens now
+    assert recorder.calls == ["flush_redis", "flush_dead_letters", ("commit", {("events", 0): 6})]
+
+
+def test_nothing_new_means_no_new_checkpoint(tmp_path):
+    recorder = Recorder()
+    checkpoint = _checkpoint(tmp_path, recorder)
+    engine = _engine()
+    checkpoint.commit(engine)
+    recorder.calls = []
+    assert checkpoint.commit(engine)
+    assert recorder.calls == ["flush_redis", "flush_dead_letters"]
+    recorder.learned = {("events", 0): 9}
+    engine.learn([("u9", "i9", 10.0)])
+    checkpoint.commit(engine)
+    assert [call[0] for call in recorder.calls if isinstance(call, tuple)] == ["save", "commit"]

@@ -1,0 +1,103 @@
+"""One poll batch: decode, validate, learn in order; rejects become dead letters with their reason."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import orjson
+
+from streamer import Trainer
+from streamer.ingest import Ingestor
+
+NOW = 1_700_000_000.0
+
+
+class FakeDeadLetters:
+    def __init__(self):
+        self.letters = []
+
+    def add(self, message, reason, index=None):
+        self.letters.append((message.offset, reason, index))
+
+
+class FakeSink:
+    def __init__(self):
+        self.items, self.retired, self.users, self.produced_at = set(), set(), set(), []
+
+    def add_items(self, items, produced_at):
+        self.items.update(items)
+        self.produced_at.append(produced_at)
+
+    def add_retired(self, items):
+        self.retired.update(items)
+
+    def add_users(self, users):
+        self.users.update(users)
+
+
+def _message(offset: int, value, timestamp_ms: int = 1_000_000) -> SimpleNamespace:
+    data = value if isinstance(value, (bytes, type(None))) else orjson.dumps(value)
+    return SimpleNamespace(topic="events", partition=0, offset=offset, key=b"k", value=data, timestamp=timestamp_ms)
+
+
+def _ingestor(max_message_bytes: int = 200):
+    engine = Trainer(vector_size=8, seed=2, subsample=0.0)
+    dead, sink = FakeDeadLetters(), FakeSink()
+    ingestor = Ingestor(engine, dead, sink, max_message_bytes, max_future_seconds=60.0, clock=lambda: NOW)
+    return ingestor, dead, sink
+
+
+def test_valid_events_are_learned_in_order_and_invalid_ones_dead_lettered():
+    ingestor, dead, sink = _ingestor()
+    messages = [
+        _message(0, {"user": "u1", "item": "a", "ts": NOW - 10}),
+        _message(1, b"{broken"),
+        _message(2, [{"user": "u1", "item": "b", "ts": NOW - 9}, {"user": "u1", "ts": NOW}, {"user": "u2", "item": "c",
+                                                                                          "ts": NOW - 8}]),
+        _message(3, {"user": "u2", "item": "a", "ts": NOW + 3600}),
+        _message(4, {"user": "u2", "item": "a", "ts": NOW - 7, "pad": "x" * 300}),
+        _message(5, None),
+        _message(6, b"[]", timestamp_ms=500_000),
+    ]
+    result = ingestor.process(messages)
+    assert result.events == 3 and result.dead_letters == 6
+    assert dead.letters == [(1, "not_json", None), (2, "missing_field:item", 1), (3, "future_ts", None),
+                            (4, "oversize", None), (5, "not_json", None), (6, "empty_array", None)]
+    assert sink.items == {"a", "b", "c"} and sink.users == {"u1", "u2"}
+    assert sink.produced_at == [500.0]  # the oldest produce time of the batch, for freshness
+
+
+def test_batches_do_not_change_what_is_learned():
+    events = [{"user": f"u{i % 3}", "item": f"i{i % 5}", "ts": NOW - 100 + i} for i in range(40)]
+    whole, _, _ = _ingestor()
+    whole.process([_message(index, event) for index, event in enumerate(events)])
+    split, dead, _ = _ingestor(max_message_bytes=10_000)
+    split.process([_message(index, event) for index, event in enumerate(events[:13])])
+    split.process([_message(13, events[13:20])])  # the middle as one JSON array message
+    split.process([_message(index + 20, event) for index, event in enumerate(events[20:])])
+    assert dead.letters == [] and split.engine.event_count == whole.engine.event_count == 40
+    ids_whole, vectors_whole = whole.engine.vectors()
+    ids_split, vectors_split = split.engine.vectors()
+    assert ids_whole == ids_split and (vectors_whole == vectors_split).all()
+
+
+def test_catalog_updates_create_and_retire_items():
+    ingestor, dead, sink = _ingestor()
+    ingestor.process([_message(0, {"user": "u", "item": "a", "ts": NOW - 5})])
+    result = ingestor.process([
+        _message(1, {"op": "upsert", "item": "new", "attrs": {"brand": "x"}}),
+        _message(2, {"op": "retire", "item": "a"}),
+        _message(3, {"op": "explode", "item": "a"}),
+    ], catalog=True)
+    assert result.catalog_updates == 2 and dead.letters == [(3, "bad_op", None)]
+    assert "new" in sink.items and sink.retired == {"a"}
+    assert ingestor.engine.vector("new") is not None and ingestor.engine.vector("a") is None
+
+
+def test_engine_rejections_are_dead_lettered_too():
+    ingestor, dead, _ = _ingestor()
+    ingestor.process([_message(0, {"op": "retire", "item": "gone"})], catalog=True)
+    ingestor.process([_message(1, {"user": "u", "item": "gone", "ts": NOW - 1}),
+                      _message(2, {"user": "u", "item": "ok", "ts": NOW})])
+    assert dead.letters == [(1, "retired_item", None)]
+    assert ingestor.engine.event_count == 1

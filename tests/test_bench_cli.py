@@ -1,0 +1,80 @@
+"""``streamer bench``: one report with every section, ratios computed from the measured numbers.
+
+No timing assertions: the numbers are whatever this machine measures; only their presence, their
+consistency with the ratios and the report files are checked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamer.benchmarks.report import SECTIONS, compute_ratios, markdown_report
+from streamer.cli import main
+
+HAND_MADE = {
+    "machine": {"cores": 2, "cpu": "Test CPU", "memory_bytes": 8 * 2 ** 30, "load_average_before": (0.5, 0, 0),
+                "load_average_after": (1.5, 0, 0), "platform": "Linux-test", "python": "3.11.7"},
+    "sections": {
+        "training": {"streamer_tokens_per_second": 600.0, "gensim_tokens_per_second": {"1": 200.0, "2": 400.0}},
+        "memory": {"items": 1000, "vector_size": 64, "peak_rss_bytes": 1024 * 1000, "raw_vector_bytes_per_item": 512},
+        "daemon": {"daemon_events_per_second": 90.0, "raw_consume_events_per_second": 100.0, "target_rate": 50.0,
+                   "offered_events_per_second": 40.0, "freshness_p50_seconds": 0.1, "freshness_p99_seconds": 0.5},
+        "lookup": {"operations": {"ping": {"p50_us": 20.0, "p99_us": 40.0},
+                                  "vector": {"p50_us": 30.0, "p99_us": 100.0}}},
+    },
+}
+
+
+def test_ratios_and_markdown_of_a_hand_made_report():
+    ratios = compute_ratios(HAND_MADE["sections"])
+    assert ratios["training"] == {"streamer_vs_gensim_1_worker": 3.0, "streamer_vs_gensim_2_workers": 1.5}
+    assert ratios["memory"] == {"peak_rss_bytes_per_item": 1024.0, "peak_rss_vs_raw_vectors": 2.0}
+    assert ratios["daemon"]["daemon_vs_raw_consume"] == pytest.approx(0.9)
+    assert ratios["daemon"]["freshness_p99_vs_target"] == pytest.approx(0.5)
+    assert ratios["lookup"] == {"vector": {"p50_vs_ping": 1.5, "p99_vs_ping": 2.5}}
+    text = markdown_report({**HAND_MADE, "ratios": ratios, "command": "streamer bench"})
+    assert "2 cores (Test CPU), 8.0 GiB RAM, load average 0.50 / 1.50" in text
+    assert "| 600 | 200 | 3.00x |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
+    assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x" in text
+
+
+def test_a_failed_section_is_reported_not_hidden():
+    sections = {**HAND_MADE["sections"], "daemon": {"error": "BenchError: broker did not start"}}
+    ratios = compute_ratios(sections)
+    assert "daemon" not in ratios
+    assert "- daemon: not measured (BenchError: broker did not start)" in markdown_report(
+        {**HAND_MADE, "sections": sections, "ratios": ratios})
+
+
+@pytest.mark.integration
+def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path, capsys):
+    code = main(["bench", "--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr()
+    document = json.loads((tmp_path / "bench.json").read_text())
+    failed = {name: section.get("error") for name, section in document["sections"].items() if "error" in section}
+    assert code == 0 and not failed, failed
+    assert list(document["sections"]) == list(SECTIONS)
+    machine = document["machine"]
+    assert machine["cores"] >= 1 and machine["memory_bytes"] > 0 and len(machine["load_average_before"]) == 3
+    training, memory = document["sections"]["training"], document["sections"]["memory"]
+    daemon, lookup = document["sections"]["daemon"], document["sections"]["lookup"]
+    ratios = document["ratios"]
+    assert ratios["training"]["streamer_vs_gensim_1_worker"] == pytest.approx(
+        training["streamer_tokens_per_second"] / training["gensim_tokens_per_second"]["1"])
+    assert ratios["training"]["streamer_vs_gensim_2_workers"] == pytest.approx(
+        training["streamer_tokens_per_second"] / training["gensim_tokens_per_second"]["2"])
+    assert memory["items"] == 100_000 and ratios["memory"]["peak_rss_bytes_per_item"] == pytest.approx(
+        memory["peak_rss_bytes"] / memory["items"])
+    assert ratios["daemon"]["daemon_vs_raw_consume"] == pytest.approx(
+        daemon["daemon_events_per_second"] / daemon["raw_consume_events_per_second"])
+    assert 0 < daemon["freshness_p50_seconds"] <= daemon["freshness_p99_seconds"]
+    assert set(lookup["operations"]) == {"ping", "vector", "vectors(100)", "similar"}
+    assert ratios["lookup"]["similar"]["p99_vs_ping"] == pytest.approx(
+        lookup["operations"]["similar"]["p99_us"] / lookup["operations"]["ping"]["p99_us"])
+    table = (tmp_path / "bench.md").read_text()
+    assert f"Machine: {machine['cores']} cores" in table
+    for heading in ("training tokens/s", "peak RSS", "end-to-end events/s", "freshness p50 / p99", "lookup `vector`",
+                    "lookup `vectors(100)`", "lookup `similar`"):
+        assert heading in table and heading in printed.out
