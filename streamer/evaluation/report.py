@@ -159,7 +159,7 @@ def _draw_per_slice(axes, models: list[dict[str, Any]], colours: list, k: int, s
     for model, colour in zip(models, colours):
         positions, rates = pooled_hit_rates(model["slices"], group)
         axes.plot(positions, rates, label=f"{model['name']} ({model['hit_rate']:.3f})", color=colour,
-                  marker="o", markersize=4, linewidth=1.6)
+                  marker="o", markersize=4, linewidth=1.6, linestyle=_line_style(model["name"]))
     pooled = f"; each point pools {group} slices, pair-weighted" if group > 1 else ""
     axes.set_xlabel(f"time slice (1 = just after the warm-up, {slices} = end of log{pooled})")
     axes.set_ylabel(f"HR@{k}")
@@ -172,9 +172,19 @@ def _draw_per_slice(axes, models: list[dict[str, Any]], colours: list, k: int, s
     axes.set_title(f"HR@{k} per time slice")
 
 
+def _is_served(name: str) -> bool:
+    """Served-path models (``streamer@kafka``) share their in-process model's colour, drawn dashed/hatched."""
+    return "@" in name
+
+
+def _line_style(name: str) -> str:
+    return "--" if _is_served(name) else "-"
+
+
 def _draw_new_items(axes, models: list[dict[str, Any]], colours: list, k: int) -> None:
     values = [model["new_hit_rate"] for model in models]
-    bars = axes.bar(range(len(models)), values, color=colours)
+    bars = axes.bar(range(len(models)), values, color=colours,
+                    hatch=["//" if _is_served(model["name"]) else "" for model in models])
     axes.bar_label(bars, labels=[f"{value:.3f}" for value in values], fontsize=8, padding=2)
     axes.set_xticks(range(len(models)), [model["name"] for model in models], rotation=35, ha="right", fontsize=8)
     axes.set_ylabel(f"HR@{k} on new-item pairs")
@@ -192,7 +202,8 @@ def write_plot(document: dict[str, Any], path: str | Path) -> Path:
         1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [2.3, 1]}, constrained_layout=True
     )
     palette = pyplot.get_cmap("tab10")
-    colours = [palette(COLOURS.get(model["name"], len(COLOURS) + index) % 10) for index, model in enumerate(models)]
+    colours = [palette(COLOURS.get(model["name"].split("@", 1)[0], len(COLOURS) + index) % 10)
+               for index, model in enumerate(models)]
     _draw_per_slice(per_slice, models, colours, k, slices)
     _draw_new_items(new_items, models, colours, k)
     pairs = models[0]["pairs"] if models else 0
