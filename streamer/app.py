@@ -35,6 +35,7 @@ __all__ = ["Daemon"]
 
 logger = logging.getLogger("streamer.daemon")
 MAX_BACKOFF = 10.0
+REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 
 
 class Daemon:
@@ -145,12 +146,13 @@ class _Active:
         self.checkpoint = Checkpoint(store, manifest, self.publish, self.dead_letters, self.source,
                                      self.sink.pending_snapshot)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
-                                 settings.max_future_seconds)
+                                 settings.max_future_seconds, replay_inline=settings.replay_mode == "inline")
         self.status = Status(self)
         self.redis_backoff = _Backoff("redis_unavailable")
         self.kafka_backoff = _Backoff("kafka_unavailable")
         self.lost_lease = threading.Event()
         self.last_flush_seconds = 0.0
+        self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
@@ -185,12 +187,16 @@ class _Active:
         timeout_ms = max(1, int(min(settings.flush_interval, 0.1) * 1000))
         while self.source.is_open and not stopping.is_set() and not self.lost_lease.is_set():
             try:
-                batches = self.source.poll(timeout_ms)
+                batches = self.source.poll(0 if self.engine.replay_debt else timeout_ms)
             except KafkaError as error:
                 self.kafka_backoff.failed(error, sleep=False)
                 continue
+            polled = 0
             for partition, records in batches:
                 self._ingest(partition, records)
+                polled += len(records)
+            if self.engine.replay_debt and self._spare_time(polled):
+                self._replay_owed()
             now = time.monotonic()
             if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
                 next_flush = now + settings.flush_interval
@@ -204,6 +210,24 @@ class _Active:
                 self.checkpoint_now()
             if self.status.due(now):
                 self.status.report(now)
+
+    def _spare_time(self, polled: int) -> bool:
+        """The stream leaves spare time: nothing new, or a short poll with (almost) no lag behind the broker."""
+        if polled == 0:
+            return True
+        if polled >= self.settings.max_poll_records:
+            return False
+        lag = self.source.lag()
+        return lag is not None and lag < self.settings.max_poll_records
+
+    def _replay_owed(self) -> None:
+        """Pay the engine's replay debt in small chunks for at most ``replay_slice`` seconds."""
+        deadline = time.monotonic() + self.settings.replay_slice
+        engine, trained = self.engine, 0
+        while engine.replay_debt and time.monotonic() < deadline:
+            trained += engine.replay(min(REPLAY_CHUNK, engine.replay_debt))
+        self.replayed_pairs += trained
+        self.sink.add_items(engine.take_changed(), None)  # no freshness sample: no new event
 
     def _ingest(self, partition, records: list) -> None:
         """Decode → validate → learn → mark dirty one partition's batch, then advance its offset."""

@@ -80,6 +80,12 @@ class Settings:
     neighbours_count: int = _option(20, "neighbours kept per item in {ns}:nn:{id} (0 = off)")
     neighbours_batch: int = _option(500, "most neighbour lists refreshed per refresh")
     user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
+    # Spare-time work
+    replay_mode: str = _option("spare", "when the engine replays recent pairs (replay_passes): 'spare' = one pass "
+                               "under load, the owed replay (at most replay_passes*replay_buffer draws) paid when "
+                               "the stream leaves spare time; 'inline' = during learning, as in-process learn()",
+                               choices=("spare", "inline"))
+    replay_slice: float = _option(0.02, "most seconds of owed replay per spare turn of the loop (replay_mode=spare)")
     # Durability
     checkpoint_dir: str = _option("streamer-state", "directory of the engine checkpoint and its offsets")
     checkpoint_interval: float = _option(30.0, "seconds between checkpoints (offsets are committed after each)")
@@ -96,7 +102,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
-                    "shutdown_timeout", "status_interval", "flush_items", "neighbours_batch",
+                    "shutdown_timeout", "status_interval", "replay_slice", "flush_items", "neighbours_batch",
                     "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -44,8 +44,9 @@ class Ingestor:
     """
 
     def __init__(self, engine, dead_letters, sink, max_message_bytes: int, max_future_seconds: float | None,
-                 clock=time.time):
+                 clock=time.time, replay_inline: bool = True):
         self.engine = engine
+        self._replay_inline = replay_inline  # False: the engine owes its replay (paid in spare time)
         self._dead_letters = dead_letters
         self._sink = sink
         self._max_bytes = max_message_bytes
@@ -81,14 +82,18 @@ class Ingestor:
                 prepared.valid.append(parsed)
                 prepared.origins.append((message, index if indexed else None))
                 if not catalog:
-                    prepared.users.add(parsed["user"] if type(parsed) is dict else parsed.user)
+                    prepared.users.add(parsed[0] if type(parsed) is tuple else parsed.user)
         return prepared
 
     def learn(self, prepared: Prepared):
         """The engine step alone; returns the engine's report (None when nothing was valid)."""
         if not prepared.valid:
             return None
-        return self.engine.catalog(prepared.valid) if prepared.catalog else self.engine.learn(prepared.valid)
+        if prepared.catalog:
+            return self.engine.catalog(prepared.valid)
+        if self._replay_inline:
+            return self.engine.learn(prepared.valid)
+        return self.engine.learn(prepared.valid, replay=False)
 
     def finish(self, prepared: Prepared, report) -> BatchResult:
         """Dead-letter what the engine rejected and mark changed items, retires and users in the sink."""
@@ -109,14 +114,14 @@ class Ingestor:
 
     def _parse(self, element: Any, catalog: bool, latest: float) -> Any:
         """The record to learn. The common event shape is checked inline (the same rules as
-        :func:`parse_event`) and passed on as it is; everything else goes through the parsers."""
+        :func:`parse_event`) and passed on as a ``(user, item, ts)`` tuple; everything else goes through the parsers."""
         if catalog:
             return parse_catalog_update(element)
         if type(element) is dict and len(element) == 3:
             user, item, ts = element.get("user"), element.get("item"), element.get("ts")
             if (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
                     and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest):
-                return element
+                return user, item, ts  # the engine's fastest input shape
         return parse_event(element, self._clock(), self._max_future)
 
     def _mark_changed(self, records: list, users: set[str]) -> None:

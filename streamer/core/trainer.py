@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from streamer.core.learning import COUNTER_SIZE, Hyper, ReplayArrays, learn_events, replay_pairs
+from streamer.core.learning import COUNTER_PAIRS, COUNTER_SIZE, Hyper, ReplayArrays, learn_events, replay_pairs
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
 from streamer.core.parallel import learn_parallel, new_work, replay_parallel
 from streamer.core.random import new_state
@@ -63,7 +63,10 @@ class Trainer:
             settings.max_session_length, float(settings.lateness), settings.replay_passes,
             float(settings.init_noise), bool(settings.dynamic_window),
         )
+        self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
         self._work = new_work(self._hyper) if settings.workers > 1 else None
+        self._replay_debt = 0
+        self._deferring = False
         self._event_count = 0
         self._watermark = -_INFINITY
         self._next_maintenance = -_INFINITY
@@ -71,9 +74,14 @@ class Trainer:
 
     # ---- learning -------------------------------------------------------------------------------------
 
-    def learn(self, events: Iterable[Any]) -> LearnReport:
-        """Learn events in order; invalid ones are skipped and returned in ``report.rejected``, never raised."""
+    def learn(self, events: Iterable[Any], replay: bool = True) -> LearnReport:
+        """Learn events in order; invalid ones are skipped and returned in ``report.rejected``, never raised.
+
+        ``replay=False`` skips the inline replay (``replay_passes`` draws per pair learned) and owes it
+        instead: :attr:`replay_debt` grows by those draws (at most ``replay_passes * replay_buffer``) and
+        :meth:`replay` pays it later, e.g. when a stream leaves spare time."""
         report = LearnReport()
+        self._deferring = not replay
         batch: tuple[list, list, list, list] = ([], [], [], [])
         add_slot, add_row, add_ts, add_record = (part.append for part in batch)
         user_slots, item_rows, retired = self._users.slots, self._items.rows, self._items.retired
@@ -128,6 +136,7 @@ class Trainer:
                 self._flush(batch, report)
                 pending = 0
         self._flush(batch, report)
+        self._deferring = False
         return report
 
     def _flush(self, batch: tuple[list, list, list, list], report: LearnReport) -> None:
@@ -136,13 +145,19 @@ class Trainer:
             return
         outcome = np.zeros(len(slots), np.int8)
         arguments = (np.array(slots, np.int32), np.array(rows, np.int32), np.array(stamps, np.float64), outcome)
+        deferring = self._deferring and self._hyper.replay_passes > 0
+        hyper = self._hyper_deferred if deferring else self._hyper
+        pairs_before = int(self._replay.counters[COUNTER_PAIRS])
         if self._work is None:
-            accepted = learn_events(self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng,
+            accepted = learn_events(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng,
                                     *arguments)
         else:  # several workers: serial bookkeeping, parallel (Hogwild) SGNS updates
-            learn_parallel(self._items.arrays, self._users.arrays, self._replay, self._hyper, self._rng, self._work,
+            learn_parallel(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng, self._work,
                            self.settings.workers, *arguments)
             accepted = len(slots) - int(np.count_nonzero(outcome))
+        if deferring:
+            owed = (int(self._replay.counters[COUNTER_PAIRS]) - pairs_before) * self.settings.replay_passes
+            self._replay_debt = min(self._replay_debt + owed, self.replay_debt_limit)
         if accepted < len(slots):
             report.rejected.extend((records[index], "late") for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
         report.accepted += int(accepted)
@@ -166,8 +181,26 @@ class Trainer:
             self._pending_retired.update(expired)
         self._next_maintenance = watermark + self._maintenance_interval()
 
-    def replay(self, max_pairs: int) -> int:
-        """Spare-time hook: train up to ``max_pairs`` pairs from the replay buffer (breaks A+B == A,B equality)."""
+    @property
+    def replay_debt(self) -> int:
+        """Replay draws owed by ``learn(..., replay=False)`` and not yet paid by :meth:`replay`."""
+        return self._replay_debt
+
+    @property
+    def replay_debt_limit(self) -> int:
+        """The most debt kept: ``replay_passes * replay_buffer`` (older debt would replay the same buffer)."""
+        return self.settings.replay_passes * self.settings.replay_buffer
+
+    def replay(self, max_pairs: int | None = None) -> int:
+        """Spare-time hook: draw ``max_pairs`` pairs (default: the whole :attr:`replay_debt`) from the replay buffer
+        and train them; the draws pay the debt. Returns the pairs trained (breaks A+B == A,B equality)."""
+        draws = self._replay_debt if max_pairs is None else max(0, int(max_pairs))
+        self._replay_debt = max(0, self._replay_debt - draws)
+        if draws == 0:
+            return 0
+        return self._replay_draws(draws)
+
+    def _replay_draws(self, max_pairs: int) -> int:
         if self._work is not None:
             return replay_parallel(self._items.arrays, self._replay, self._hyper, self._rng, self._work,
                                    self.settings.workers, int(max_pairs))
@@ -211,6 +244,15 @@ class Trainer:
         rows = self._items.live_rows()
         ids = self._items.ids
         return [ids[row] for row in rows.tolist()], self._served(rows)
+
+    def vectors_for(self, items: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The served vectors of the live ones among ``items`` (in order), with one gather: (ids, (n, size))."""
+        rows, status, found = self._items.rows, self._items.arrays.status, []
+        for item in items:
+            row = rows.get(item)
+            if row is not None and status[row] == ITEM_LIVE:
+                found.append((item, row))
+        return [item for item, _ in found], self._served(np.array([row for _, row in found], np.int64))
 
     def vector(self, item: str) -> np.ndarray | None:
         row = self._live_row(item)

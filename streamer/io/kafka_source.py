@@ -17,7 +17,7 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from streamer.logs import log_event
 
-__all__ = ["KafkaSource", "Offsets", "kafka_security_options", "make_producer"]
+__all__ = ["KafkaSource", "Offsets", "consumer_options", "kafka_security_options", "make_producer"]
 
 logger = logging.getLogger("streamer.kafka")
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
@@ -32,6 +32,20 @@ def kafka_security_options(settings) -> dict:
     for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password"):
         if getattr(settings, name):
             options[name] = getattr(settings, name)
+    return options
+
+
+def consumer_options(settings) -> dict:
+    """The daemon's KafkaConsumer keyword arguments (the benchmark's raw baseline uses the same)."""
+    options = dict(
+        bootstrap_servers=settings.bootstrap_servers, group_id=settings.group, client_id=settings.client_id,
+        enable_auto_commit=False, auto_offset_reset=settings.auto_offset_reset,
+        session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_records=settings.max_poll_records, fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=max(1 << 20, settings.max_message_bytes + 1024),
+        **kafka_security_options(settings))
+    if settings.group_instance_id:
+        options["group_instance_id"] = settings.group_instance_id
     return options
 
 
@@ -65,16 +79,7 @@ class KafkaSource:
 
     def open(self) -> None:
         settings = self._settings
-        options = dict(
-            bootstrap_servers=settings.bootstrap_servers, group_id=settings.group, client_id=settings.client_id,
-            enable_auto_commit=False, auto_offset_reset=settings.auto_offset_reset,
-            session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_records=settings.max_poll_records, fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=max(1 << 20, settings.max_message_bytes + 1024),
-            **kafka_security_options(settings))
-        if settings.group_instance_id:
-            options["group_instance_id"] = settings.group_instance_id
-        self._consumer = KafkaConsumer(**options)
+        self._consumer = KafkaConsumer(**consumer_options(settings))
         self._fold_committed()
         self._consumer.subscribe(settings.topics, listener=_Listener(self))
         log_event(logger, logging.INFO, "subscribed", topics=",".join(settings.topics), group=settings.group)

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
@@ -107,10 +108,14 @@ class RedisSink:
             ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META))}
 
     # -- marking --------------------------------------------------------------------------------
-    def add_items(self, items, produced_at: float) -> None:
+    def add_items(self, items, produced_at: float | None) -> None:
+        """Mark ``items`` dirty; ``produced_at`` None (a change not caused by new events, e.g. spare-time
+        replay) gives no freshness sample unless an event changes the item again before the flush."""
+        dirty = self.dirty
         for item in items:
             self.retired.discard(item)
-            self.dirty.setdefault(item, produced_at)
+            if dirty.get(item) is None:
+                dirty[item] = produced_at
             if self._neighbours_count:
                 self.neighbours_due[item] = None
 
@@ -161,8 +166,9 @@ class RedisSink:
         calls.append(self._meta_call(engine, now))
         self._execute(calls)
         written_at = time.time()
+        stamps = [self.dirty.pop(item) for item in items]
         result = FlushResult(items=len(items), retired=len(retired), users=len(users),
-                             freshness=[max(0.0, written_at - self.dirty.pop(item)) for item in items])
+                             freshness=[max(0.0, written_at - stamp) for stamp in stamps if stamp is not None])
         self.retired.difference_update(retired)
         self.users.difference_update(users)
         self.last_flush = written_at
@@ -216,11 +222,13 @@ class RedisSink:
         calls, version = [], engine.event_count
         for start in range(0, len(items), BATCH):
             keys, args = [], [now]
-            for item in items[start:start + BATCH]:
-                vector = engine.vector(item)
-                if vector is not None:
-                    keys.append(self._keys.item(item))
-                    args.extend((encode_vector(vector), version))
+            found, vectors = engine.vectors_for(items[start:start + BATCH])
+            vectors = np.ascontiguousarray(vectors, dtype="<f4")
+            size = vectors.shape[1] * 4
+            blob = vectors.tobytes()
+            for index, item in enumerate(found):
+                keys.append(self._keys.item(item))
+                args.extend((blob[index * size:(index + 1) * size], version))
             if keys:
                 calls.append(("items", keys, args))
         return calls

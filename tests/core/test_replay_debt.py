@@ -1,0 +1,63 @@
+"""Deferred replay: ``learn(events, replay=False)`` owes the replay draws, ``replay()`` pays them later."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamer import Trainer
+from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
+from tests.core.synthetic import clustered_events
+
+KNOBS = dict(vector_size=16, seed=5, replay_passes=2, replay_buffer=500)
+
+
+def test_default_learn_replays_inline_and_owes_nothing():
+    events = clustered_events(sessions=60)
+    inline, explicit = Trainer(**KNOBS), Trainer(**KNOBS)
+    inline.learn(events)
+    explicit.learn(events, replay=True)
+    assert inline.replay_debt == explicit.replay_debt == 0
+    assert np.array_equal(inline.vectors()[1], explicit.vectors()[1])
+
+
+def test_deferred_learn_accrues_the_inline_draws_as_debt_and_skips_their_training():
+    events = clustered_events(sessions=20)
+    deferred, without = Trainer(**KNOBS), Trainer(**{**KNOBS, "replay_passes": 0})
+    deferred.learn(events, replay=False)
+    without.learn(events)
+    pairs = int(deferred._replay.counters[COUNTER_PAIRS])
+    assert pairs > 0
+    assert deferred.replay_debt == min(pairs * KNOBS["replay_passes"], deferred.replay_debt_limit)
+    assert int(deferred._replay.counters[COUNTER_REPLAYED]) == 0  # nothing replayed yet
+    assert np.array_equal(deferred.vectors()[1], without.vectors()[1])  # exactly one pass, same random draws
+
+
+def test_debt_is_capped_at_passes_times_buffer():
+    trainer = Trainer(**KNOBS)
+    trainer.learn(clustered_events(sessions=400), replay=False)
+    assert trainer.replay_debt == trainer.replay_debt_limit == KNOBS["replay_passes"] * KNOBS["replay_buffer"]
+
+
+def test_replay_pays_the_debt_in_parts_and_trains():
+    trainer = Trainer(**KNOBS)
+    trainer.learn(clustered_events(sessions=100), replay=False)
+    owed = trainer.replay_debt
+    before = trainer.vectors()[1].copy()
+    assert trainer.replay(100) == 100
+    assert trainer.replay_debt == owed - 100
+    assert not np.array_equal(before, trainer.vectors()[1])
+    assert trainer.replay() > 0
+    assert trainer.replay_debt == 0
+    assert trainer.replay() == 0  # nothing owed, nothing drawn
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_deferred_then_paid_replay_trains_as_many_replayed_pairs_as_inline(workers):
+    events = clustered_events(sessions=30)
+    knobs = {**KNOBS, "replay_buffer": 100_000, "workers": workers}
+    inline, deferred = Trainer(**knobs), Trainer(**knobs)
+    inline.learn(events)
+    deferred.learn(events, replay=False)
+    assert deferred.replay() == int(inline._replay.counters[COUNTER_REPLAYED]) > 0
+    assert deferred.replay_debt == 0

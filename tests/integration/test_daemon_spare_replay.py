@@ -1,0 +1,51 @@
+"""Spare-time replay (``replay_mode=spare``): one pass under load, the owed replay paid once the stream is idle."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from streamer.app import _Active
+from streamer.config import load_settings
+from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
+from streamer.datasets import load_events
+from tests.integration.daemon_support import DaemonThread, event_value, produce, settings_for, wait_for
+
+KNOBS = {"seed": 3, "workers": 1, "replay_passes": 2, "replay_buffer": 1_000_000, "vector_size": 16}
+
+
+def _loop_state(lag):
+    return SimpleNamespace(settings=load_settings(flags={"max_poll_records": 500}, environ={}),
+                           source=SimpleNamespace(lag=lambda: lag))
+
+
+def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
+    assert _Active._spare_time(_loop_state(None), 0)
+    assert _Active._spare_time(_loop_state(3), 40)
+    assert not _Active._spare_time(_loop_state(0), 500)  # a full poll: the backlog goes first
+    assert not _Active._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
+    assert not _Active._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
+
+
+@pytest.mark.integration
+def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path,
+                                                       data_root):
+    rows = load_events("diginetica")[:20_000]
+    topic = make_topic(partitions=1)
+    make_topic(partitions=1, name=f"{topic}-catalog")
+    produce(kafka_bootstrap, topic, ((user.encode(), event_value(user, item, ts)) for user, item, ts in rows))
+    settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state", **KNOBS)
+    assert settings.replay_mode == "spare"  # the default
+
+    with DaemonThread(settings) as running:
+        wait_for(lambda: running.daemon.active and running.daemon.active.engine.event_count == len(rows), 120,
+                 "every event learned")
+        active = running.daemon.active
+        engine = active.engine
+        wait_for(lambda: engine.replay_debt == 0, 60, "the owed replay to be paid while idle")
+        learned_pairs = int(engine._replay.counters[COUNTER_PAIRS])
+        # every draw inline replay would have made was made in spare time (nothing released: all pairs live)
+        assert active.replayed_pairs == int(engine._replay.counters[COUNTER_REPLAYED]) == 2 * learned_pairs > 0
+        wait_for(lambda: not active.sink.pending, 30, "the replayed vectors to be flushed")
+        assert running.alive
