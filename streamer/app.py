@@ -2,8 +2,10 @@
 
 :class:`Daemon` only wires the steps. It waits as a standby until it holds the namespace lease, then
 :class:`_Active` runs the loop until a stop is requested (SIGTERM/SIGINT) or the lease is lost.
-Redis errors never stop training: changed ids stay dirty and land after reconnect (retried with
-backoff). Kafka errors are retried by the client and logged; commits that fail are retried at the
+Flushes are snapshots (ids + copied vectors) written to Redis by a publisher thread
+(:mod:`streamer.io.publisher`) while the loop learns on; a checkpoint waits for every snapshot to be
+written before it commits offsets. Redis errors never stop training: changed ids stay dirty (a failed
+snapshot's ids go back) and land after reconnect (retried with backoff). Kafka errors are retried by the client and logged; commits that fail are retried at the
 next checkpoint.
 """
 
@@ -21,10 +23,12 @@ from redis.exceptions import RedisError
 from streamer.config import Settings
 from streamer.errors import CheckpointError
 from streamer.ingest import Ingestor
+from streamer.io.backoff import Backoff
 from streamer.io.checkpoint import Checkpoint, CheckpointStore
 from streamer.io.dead_letter import DeadLetterQueue
 from streamer.io.kafka_source import KafkaSource, make_producer
 from streamer.io.lease import Lease
+from streamer.io.publisher import Publisher
 from streamer.io.redis_sink import FencedError, RedisSink, connect_redis
 from streamer.keys import Keys
 from streamer.logs import log_event
@@ -34,7 +38,6 @@ from streamer.status import Status
 __all__ = ["Daemon"]
 
 logger = logging.getLogger("streamer.daemon")
-MAX_BACKOFF = 10.0
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 
 
@@ -72,7 +75,7 @@ class Daemon:
         self.metrics.serve(settings.metrics_port)
         client = connect_redis(settings)
         lease = Lease(client, Keys(settings.namespace), settings.lease_ttl)
-        backoff = _Backoff("redis_unavailable")
+        backoff = Backoff("redis_unavailable")
         try:
             while not self.stopping.is_set():
                 if not lease.wait(self.stopping.is_set, on_retry=backoff.failed):
@@ -92,30 +95,6 @@ class Daemon:
             client.close()
         log_event(logger, logging.INFO, "stopped")
         return 0
-
-
-class _Backoff:
-    """Exponential backoff with a log line per failure: ``failed(error)`` sleeps, ``ready()`` says when."""
-
-    def __init__(self, event: str):
-        self.event, self.delay, self.retry_at, self.failures = event, 0.0, 0.0, 0
-
-    def failed(self, error: Exception, sleep: bool = True, **fields) -> None:
-        self.failures += 1
-        self.delay = min(MAX_BACKOFF, max(0.25, self.delay * 2))
-        self.retry_at = time.monotonic() + self.delay
-        log_event(logger, logging.WARNING, self.event, error=repr(error), retry_in=self.delay, **fields)
-        if sleep:
-            time.sleep(self.delay)
-
-    def ready(self) -> bool:
-        return time.monotonic() >= self.retry_at
-
-    def reset(self) -> bool:
-        """Back to normal; True if there had been failures (so a 'recovered' line can be logged)."""
-        had_failures = self.failures > 0
-        self.delay, self.retry_at, self.failures = 0.0, 0.0, 0
-        return had_failures
 
 
 class _Active:
@@ -143,13 +122,14 @@ class _Active:
                                             on_add=lambda reason: self.metrics.dead_letters.labels(reason).inc())
         self.source = KafkaSource(settings, on_revoked=self._on_revoked)
         self.source.learned = dict(manifest.offsets)
-        self.checkpoint = Checkpoint(store, manifest, self.publish, self.dead_letters, self.source,
-                                     self.sink.pending_snapshot)
+        self.publisher = Publisher(self.sink)
+        self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
+                                     self.source, self.sink.pending_snapshot)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
                                  settings.max_future_seconds, replay_inline=settings.replay_mode == "inline")
         self.status = Status(self)
-        self.redis_backoff = _Backoff("redis_unavailable")
-        self.kafka_backoff = _Backoff("kafka_unavailable")
+        self.redis_backoff = Backoff("redis_unavailable")
+        self.kafka_backoff = Backoff("kafka_unavailable")
         self.lost_lease = threading.Event()
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
@@ -167,6 +147,7 @@ class _Active:
             self.checkpoint_now(force=True)
         finally:
             self.lost_lease.set()  # stops the renewer
+            self.publisher.close()
             _quietly(self.source.close)
             _quietly(self.dead_letters.close)
 
@@ -197,10 +178,12 @@ class _Active:
                 polled += len(records)
             if self.engine.replay_debt and self._spare_time(polled):
                 self._replay_owed()
+            if self.publisher.in_flight:
+                self._settle(self.publisher.collect())
             now = time.monotonic()
             if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
                 next_flush = now + settings.flush_interval
-                if self.sink.pending:
+                if self.sink.pending > self.sink.in_flight:
                     self.publish()
             if now >= next_neighbours:
                 next_neighbours = now + settings.neighbours_interval
@@ -227,6 +210,7 @@ class _Active:
         while engine.replay_debt and time.monotonic() < deadline:
             trained += engine.replay(min(REPLAY_CHUNK, engine.replay_debt))
         self.replayed_pairs += trained
+        self.metrics.replayed_pairs.inc(trained)
         self.sink.add_items(engine.take_changed(), None)  # no freshness sample: no new event
 
     def _ingest(self, partition, records: list) -> None:
@@ -238,25 +222,44 @@ class _Active:
         if result.catalog_updates:
             self.publish(force=True)  # a new item is usable at once, before its first click
 
-    def publish(self, force: bool = False) -> bool:
-        """Flush dirty vectors to Redis unless in backoff; False (dirty ids kept) when Redis is down."""
-        if not force and not self.redis_backoff.ready():
-            return False
-        try:
-            result = self.sink.flush(self.engine)
-        except (RedisError, OSError) as error:
-            self.sink.mark_disconnected()
-            self.metrics.flush_errors.inc()
-            self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
-            return False
-        if self.redis_backoff.reset():
-            log_event(logger, logging.INFO, "redis_reconnected", published=result.items)
-        self.metrics.flushes.inc()
-        self.metrics.items_published.inc(result.items)
-        self.metrics.flush_seconds.set(result.seconds)
-        self.last_flush_seconds = result.seconds
-        self.metrics.observe_freshness(result.freshness)
-        return True
+    def publish(self, force: bool = False, wait: bool = False) -> bool:
+        """Snapshot the dirty vectors for the publisher thread unless in backoff; ``wait``: until every
+        snapshot is written. False when Redis is down (the failed ids are dirty again)."""
+        submitted = force or self.redis_backoff.ready()
+        if submitted:
+            try:
+                self.publisher.submit(self.sink.snapshot(self.engine))
+            except (RedisError, OSError) as error:
+                self._flush_failed(error)
+                submitted = False
+        if wait:  # even in backoff: the snapshots in flight settle before a checkpoint lists what is pending
+            return self._settle(self.publisher.drain()) and submitted
+        return submitted
+
+    def _settle(self, outcomes: list[tuple]) -> bool:
+        """Count written snapshots, put failed ones back; True when all were written. Raises FencedError."""
+        written = True
+        for snapshot, result, error in outcomes:
+            self.sink.settled(snapshot, error is None)
+            if error is not None:
+                if isinstance(error, FencedError):
+                    raise error
+                self._flush_failed(error)
+                written = False
+                continue
+            if self.redis_backoff.reset():
+                log_event(logger, logging.INFO, "redis_reconnected", published=result.items)
+            self.metrics.flushes.inc()
+            self.metrics.items_published.inc(result.items)
+            self.metrics.flush_seconds.set(result.seconds)
+            self.last_flush_seconds = result.seconds
+            self.metrics.observe_freshness(result.freshness)
+        return written
+
+    def _flush_failed(self, error: Exception) -> None:
+        self.sink.mark_disconnected()
+        self.metrics.flush_errors.inc()
+        self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
 
     def _refresh_neighbours(self) -> None:
         if not self.redis_backoff.ready():

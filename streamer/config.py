@@ -75,7 +75,7 @@ class Settings:
     create_index: bool = _option(False, "create the vector-search index (FT.CREATE) when the server has it")
     # Publishing cadence
     flush_interval: float = _option(0.2, "seconds between flushes of changed vectors to Redis")
-    flush_items: int = _option(2000, "flush early once this many items are dirty")
+    flush_items: int = _option(20000, "flush early once this many items are dirty")
     neighbours_interval: float = _option(5.0, "seconds between refreshes of changed items' neighbour lists")
     neighbours_count: int = _option(20, "neighbours kept per item in {ns}:nn:{id} (0 = off)")
     neighbours_batch: int = _option(500, "most neighbour lists refreshed per refresh")

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orjson import JSONDecodeError
+from orjson import loads as orjson_loads
+
 from streamer.events import MAX_ID_LENGTH, InvalidRecord, decode_payload, parse_catalog_update, parse_event
 
 __all__ = ["BatchResult", "Ingestor", "Prepared"]
@@ -34,6 +37,24 @@ class Prepared:
     origins: list = field(default_factory=list)  # (message, index in its JSON array) of each valid record
     users: set = field(default_factory=set)
     result: BatchResult = field(default_factory=BatchResult)
+
+
+def _fast_event(value, max_bytes: int, latest: float) -> tuple | None:
+    """``(user, item, ts)`` when ``value`` is one JSON object of exactly the common event shape (the same
+    rules as :func:`parse_event`); None for everything else, which then takes the full path."""
+    if value is None or len(value) > max_bytes or value[:1] != b"{":
+        return None
+    try:
+        element = orjson_loads(value)
+    except JSONDecodeError:
+        return None
+    if type(element) is not dict or len(element) != 3:
+        return None
+    user, item, ts = element.get("user"), element.get("item"), element.get("ts")
+    if (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
+            and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest):
+        return user, item, ts
+    return None
 
 
 class Ingestor:
@@ -62,7 +83,15 @@ class Ingestor:
         """Decode and validate; rejects go to the dead letters. Does not touch the engine."""
         prepared = Prepared(records, catalog)
         latest = self._clock() + self._max_future if self._max_future else sys.float_info.max
+        valid, origins, users, max_bytes = prepared.valid, prepared.origins, prepared.users, self._max_bytes
         for message in records:
+            if not catalog:  # fast path: one JSON object of the common event shape
+                parsed = _fast_event(message.value, max_bytes, latest)
+                if parsed is not None:
+                    valid.append(parsed)
+                    origins.append((message, None))
+                    users.add(parsed[0])
+                    continue
             try:
                 elements = decode_payload(message.value, self._max_bytes)
             except InvalidRecord as error:

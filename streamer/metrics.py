@@ -1,9 +1,11 @@
 """Prometheus metrics of the daemon (own registry, so several daemons can live in one test process).
 
-Counters: events learned, records dead-lettered (by reason), catalog updates, flushes and flush errors.
-Gauges: items, open sessions, dirty items, consumer lag, last flush latency, lease held.
-Histogram: freshness — produce time of the oldest change of an item → its vector written to Redis.
-A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
+Counters: events learned, records dead-lettered (by reason), catalog updates, flushes and flush errors,
+pairs replayed in spare time.
+Gauges: items, open sessions, dirty items, consumer lag, last flush latency, lease held, replay debt.
+Histogram: freshness — one sample per ingested poll batch and flush: the oldest produce time among the
+batch's records → the flush that wrote the vectors it changed first (items already dirty keep their older
+sample). A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class Metrics:
         self.flush_seconds = Gauge("streamer_last_flush_seconds", "duration of the last flush", registry=registry)
         self.lease_held = Gauge("streamer_lease_held", "1 when this daemon holds the namespace lease",
                                 registry=registry)
+        self.replay_debt = Gauge("streamer_replay_debt", "replay draws owed (replay_mode=spare), paid in spare time",
+                                 registry=registry)
+        self.replayed_pairs = Counter("streamer_replayed_pairs", "pairs replayed in spare time (replay_mode=spare)",
+                                      registry=registry)
         self.freshness = Histogram("streamer_freshness_seconds", "produce time → vector written to Redis",
                                    buckets=FRESHNESS_BUCKETS, registry=registry)
         self._recent: deque[float] = deque(maxlen=window)

@@ -1,6 +1,6 @@
 """The status line every few seconds, and the gauges it reads.
 
-``status events_per_s=... lag=... items=... open_sessions=... dirty=... flush_ms=... dlq=...``
+``status events_per_s=... lag=... items=... open_sessions=... dirty=... flush_ms=... replay_debt=... dlq=...``
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ class Status:
             "flush_ms": round(active.last_flush_seconds * 1000, 1),
             "freshness_p50": "-" if p50 is None else round(p50, 3),
             "freshness_p99": "-" if p99 is None else round(p99, 3),
-            "dlq": active.dead_letters.count,
+            "replay_debt": engine.replay_debt, "dlq": active.dead_letters.count,
         }
         metrics.items.set(fields["items"])
         metrics.open_sessions.set(fields["open_sessions"])
         metrics.dirty_items.set(fields["dirty"])
+        metrics.replay_debt.set(fields["replay_debt"])
         if lag is not None:
             metrics.lag.set(lag)
         return fields

@@ -106,13 +106,14 @@ def measure_daemon(sizes: dict) -> dict:
             admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
             admin.close()
             daemon._fill(stack.bootstrap_servers, "bench-fill", count)
-            raw = daemon.raw_consume_rate(stack.bootstrap_servers, "bench-fill", count)
-            sustained = daemon.daemon_rate(stack, "bench-fill", count, state)
+            # the raw baseline uses the daemon's own consumer options (same settings object)
+            raw = daemon.raw_consume_rate(daemon._settings(stack, "bench-fill", "bench-raw", state), "bench-fill", count)
+            sustained, replayed = daemon.daemon_rate(stack, "bench-fill", count, state)
             p50, p99, offered = daemon.freshness(stack, "bench-live", sizes["rate"], sizes["rate_seconds"], state)
     finally:
         shutil.rmtree(state, ignore_errors=True)
     return {"events": count, "partitions": 1, "raw_consume_events_per_second": raw,
-            "daemon_events_per_second": sustained, "target_rate": sizes["rate"], "rate_seconds": sizes["rate_seconds"],
+            "daemon_events_per_second": sustained, "spare_time_replayed_pairs": replayed, "target_rate": sizes["rate"], "rate_seconds": sizes["rate_seconds"],
             "offered_events_per_second": offered, "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
 
 

@@ -45,7 +45,7 @@ def trainer_state(trainer) -> tuple[dict, dict[str, np.ndarray]]:
         "next_maintenance": trainer._next_maintenance,
         "item_ids": items.ids, "item_free": items.free, "user_ids": users.ids, "user_free": users.free,
         "attributes": items.attributes, "retired": sorted(items.retired),
-        "pending_retired": sorted(trainer._pending_retired),
+        "pending_retired": sorted(trainer._pending_retired), "replay_debt": trainer.replay_debt,
     }
     arrays = {f"items.{name}": value for name, value in items.arrays._asdict().items()}
     arrays.update({f"users.{name}": value for name, value in users.arrays._asdict().items()})
@@ -79,6 +79,7 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._watermark = _float(meta["watermark"])
     trainer._next_maintenance = _float(meta["next_maintenance"])
     trainer._pending_retired = set(meta["pending_retired"])
+    trainer._debt.owed = int(meta.get("replay_debt", 0))  # checkpoints written before it: nothing owed
 
 
 

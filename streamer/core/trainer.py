@@ -16,9 +16,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from streamer.core.learning import COUNTER_PAIRS, COUNTER_SIZE, Hyper, ReplayArrays, learn_events, replay_pairs
+from streamer.core.learning import COUNTER_PAIRS, COUNTER_SIZE, Hyper, ReplayArrays, learn_events
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
-from streamer.core.parallel import learn_parallel, new_work, replay_parallel
+from streamer.core.parallel import learn_parallel, new_work
+from streamer.core.replay_debt import ReplayDebt, draw_replay
 from streamer.core.random import new_state
 from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
 from streamer.core.settings import TrainerSettings
@@ -65,7 +66,7 @@ class Trainer:
         )
         self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
         self._work = new_work(self._hyper) if settings.workers > 1 else None
-        self._replay_debt = 0
+        self._debt = ReplayDebt(settings.replay_passes, settings.replay_buffer)
         self._deferring = False
         self._event_count = 0
         self._watermark = -_INFINITY
@@ -156,8 +157,7 @@ class Trainer:
                            self.settings.workers, *arguments)
             accepted = len(slots) - int(np.count_nonzero(outcome))
         if deferring:
-            owed = (int(self._replay.counters[COUNTER_PAIRS]) - pairs_before) * self.settings.replay_passes
-            self._replay_debt = min(self._replay_debt + owed, self.replay_debt_limit)
+            self._debt.accrue(int(self._replay.counters[COUNTER_PAIRS]) - pairs_before)
         if accepted < len(slots):
             report.rejected.extend((records[index], "late") for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
         report.accepted += int(accepted)
@@ -184,30 +184,19 @@ class Trainer:
     @property
     def replay_debt(self) -> int:
         """Replay draws owed by ``learn(..., replay=False)`` and not yet paid by :meth:`replay`."""
-        return self._replay_debt
+        return self._debt.owed
 
     @property
     def replay_debt_limit(self) -> int:
         """The most debt kept: ``replay_passes * replay_buffer`` (older debt would replay the same buffer)."""
-        return self.settings.replay_passes * self.settings.replay_buffer
+        return self._debt.limit
 
     def replay(self, max_pairs: int | None = None) -> int:
         """Spare-time hook: draw ``max_pairs`` pairs (default: the whole :attr:`replay_debt`) from the replay buffer
         and train them; the draws pay the debt. Returns the pairs trained (breaks A+B == A,B equality)."""
-        draws = self._replay_debt if max_pairs is None else max(0, int(max_pairs))
-        self._replay_debt = max(0, self._replay_debt - draws)
-        if draws == 0:
-            return 0
-        return self._replay_draws(draws)
-
-    def _replay_draws(self, max_pairs: int) -> int:
-        if self._work is not None:
-            return replay_parallel(self._items.arrays, self._replay, self._hyper, self._rng, self._work,
-                                   self.settings.workers, int(max_pairs))
-        gradient = np.zeros(self.settings.vector_size, np.float32)
-        negatives = np.empty(self.settings.negative, np.int64)
-        return int(replay_pairs(self._items.arrays, self._replay, self._hyper, int(max_pairs), self._rng, 0, gradient,
-                                negatives, None))
+        settings = self.settings
+        return draw_replay(self._items.arrays, self._replay, self._hyper, self._rng, self._work, settings.workers,
+                           settings.vector_size, settings.negative, self._debt.pay(max_pairs))
 
     def catalog(self, updates: Iterable[Any]) -> LearnReport:
         """Apply catalog upserts (create/re-attribute items) and retirements; invalid ones are returned."""

@@ -129,7 +129,7 @@ class KafkaSource:
         batches = []
         for partition, records in self._consumer.poll(timeout_ms=timeout_ms).items():
             start = self.learned.get((partition.topic, partition.partition))
-            if start is not None:
+            if start is not None and records and records[0].offset < start:  # offsets ascend in a batch
                 records = [record for record in records if record.offset >= start]
             if records:
                 batches.append((partition, records))

@@ -24,7 +24,7 @@ from streamer.io.lease import FENCE_CHECK, Lease
 from streamer.keys import DTYPE, FIELD_UPDATED_AT, FIELD_VECTOR, FIELD_VERSION, Keys, encode_vector, index_definition
 from streamer.logs import log_event
 
-__all__ = ["FencedError", "FlushResult", "RedisSink", "connect_redis"]
+__all__ = ["FencedError", "FlushResult", "RedisSink", "Snapshot", "connect_redis"]
 
 logger = logging.getLogger("streamer.redis")
 BATCH = 256
@@ -65,7 +65,18 @@ class FlushResult:
     retired: int = 0
     users: int = 0
     seconds: float = 0.0
-    freshness: list[float] = field(default_factory=list)
+    freshness: list[float] = field(default_factory=list)  # one sample per ingested batch the flush wrote
+
+
+@dataclass
+class Snapshot:
+    """One flush taken off the sink: the pipelined calls (vectors already encoded) and what they cover."""
+
+    calls: list[tuple]
+    stamps: dict[str, float | None]  # item -> produce time of its oldest change
+    retired: list[str]
+    users: list[str]
+    seconds: float = 0.0  # time taken to build it
 
 
 def connect_redis(settings) -> redis.Redis:
@@ -101,6 +112,7 @@ class RedisSink:
         self.users: set[str] = set()
         self.neighbours_due: dict[str, None] = {}  # insertion-ordered set
         self.last_flush: float | None = None
+        self.in_flight = 0  # snapshots taken and not settled yet
         self._server_id: str | None = None
         self._check_server = True
         self._scripts = {name: client.register_script(source) for name, source in (
@@ -131,7 +143,7 @@ class RedisSink:
 
     @property
     def pending(self) -> int:
-        return len(self.dirty) + len(self.retired) + len(self.users)
+        return len(self.dirty) + len(self.retired) + len(self.users) + self.in_flight
 
     def pending_snapshot(self) -> dict[str, list[str]]:
         """Ids not yet in Redis, for the checkpoint (so a checkpoint saved while Redis is down loses none)."""
@@ -153,6 +165,18 @@ class RedisSink:
 
         Raises on Redis errors (the dirty sets are kept) and :class:`FencedError` when fenced.
         """
+        snapshot = self.snapshot(engine)
+        written = False
+        try:
+            result = self.write(snapshot)
+            written = True
+            return result
+        finally:
+            self.settled(snapshot, written)
+
+    def snapshot(self, engine) -> "Snapshot":
+        """Take the pending ids off the dirty sets with their vectors copied now (``write`` may run on
+        another thread while the engine learns on); ``restore`` puts them back if the write fails."""
         began = time.monotonic()
         if self._check_server:
             self._detect_restart(engine)
@@ -164,16 +188,42 @@ class RedisSink:
             calls.append(("delete", [key for item in chunk
                                      for key in (self._keys.item(item), self._keys.neighbours(item))], []))
         calls.append(self._meta_call(engine, now))
-        self._execute(calls)
-        written_at = time.time()
-        stamps = [self.dirty.pop(item) for item in items]
-        result = FlushResult(items=len(items), retired=len(retired), users=len(users),
-                             freshness=[max(0.0, written_at - stamp) for stamp in stamps if stamp is not None])
+        dirty = self.dirty
+        stamps = {item: dirty.pop(item) for item in items}
         self.retired.difference_update(retired)
         self.users.difference_update(users)
+        self.in_flight += 1
+        return Snapshot(calls, stamps, retired, users, time.monotonic() - began)
+
+    def write(self, snapshot: "Snapshot") -> FlushResult:
+        """Execute a snapshot's writes (thread-safe: touches no sink state but ``last_flush``)."""
+        began = time.monotonic()
+        self._execute(snapshot.calls)
+        written_at = time.time()
+        stamps = set(snapshot.stamps.values())  # one per ingested batch: its oldest produce time
+        stamps.discard(None)
         self.last_flush = written_at
-        result.seconds = time.monotonic() - began
-        return result
+        return FlushResult(items=len(snapshot.stamps), retired=len(snapshot.retired), users=len(snapshot.users),
+                           seconds=snapshot.seconds + time.monotonic() - began,
+                           freshness=[max(0.0, written_at - stamp) for stamp in stamps])
+
+    def settled(self, snapshot: "Snapshot", written: bool) -> None:
+        """A snapshot's write is over (on the loop's thread); not ``written``: its ids are pending again."""
+        self.in_flight -= 1
+        if not written:
+            self.restore(snapshot)
+
+    def restore(self, snapshot: "Snapshot") -> None:
+        """After a failed write: its ids are pending again (newer changes keep their place)."""
+        dirty = self.dirty
+        for item, stamp in snapshot.stamps.items():
+            if item in dirty:
+                newer = dirty[item]
+                dirty[item] = stamp if newer is None else newer if stamp is None else min(stamp, newer)
+            elif item not in self.retired:
+                dirty[item] = stamp
+        self.retired.update(item for item in snapshot.retired if item not in dirty)
+        self.users.update(snapshot.users)
 
     def refresh_neighbours(self, engine, limit: int, budget_seconds: float = 0.1) -> int:
         """Replace ``{ns}:nn:{id}`` of up to ``limit`` changed items with ``engine.most_similar``.

@@ -115,3 +115,33 @@ def test_corrupt_vector_bytes_are_detected(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError):
         Trainer.load(path)
+
+
+def _rewrite_without_replay_debt(source, target) -> None:
+    """A copy of checkpoint ``source`` as written before the replay debt was saved (no ``replay_debt`` key)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "meta.json":
+                meta = orjson.loads(data)
+                del meta["replay_debt"]
+                data = orjson.dumps(meta)
+            new.writestr(name, data)
+
+
+def test_replay_debt_survives_save_load_and_old_checkpoints_load_with_none_owed(tmp_path):
+    trainer = Trainer(**SETTINGS)
+    trainer.learn(events(), replay=False)
+    trainer.replay(7)
+    owed = trainer.replay_debt
+    assert owed > 0
+    trainer.save(tmp_path / "model.ckpt")
+    _rewrite_without_replay_debt(tmp_path / "model.ckpt", tmp_path / "old.ckpt")
+    old = Trainer.load(tmp_path / "old.ckpt")
+    assert old.replay_debt == 0
+    same_state(trainer, old)
+    restored = Trainer.load(tmp_path / "model.ckpt")
+    assert restored.replay_debt == owed
+    assert restored.replay(5) == trainer.replay(5)  # the same draws from the same state
+    assert restored.replay_debt == trainer.replay_debt == owed - 5
+    same_state(trainer, restored)

@@ -47,5 +47,9 @@ def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_ur
         learned_pairs = int(engine._replay.counters[COUNTER_PAIRS])
         # every draw inline replay would have made was made in spare time (nothing released: all pairs live)
         assert active.replayed_pairs == int(engine._replay.counters[COUNTER_REPLAYED]) == 2 * learned_pairs > 0
+        metrics = running.daemon.metrics
+        assert metrics.replayed_pairs._value.get() == active.replayed_pairs
+        assert active.status.snapshot()["replay_debt"] == 0
+        assert metrics.replay_debt._value.get() == 0  # the gauge follows the status line
         wait_for(lambda: not active.sink.pending, 30, "the replayed vectors to be flushed")
         assert running.alive
