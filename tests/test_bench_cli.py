@@ -17,7 +17,8 @@ HAND_MADE = {
     "machine": {"cores": 2, "cpu": "Test CPU", "memory_bytes": 8 * 2 ** 30, "load_average_before": (0.5, 0, 0),
                 "load_average_after": (1.5, 0, 0), "platform": "Linux-test", "python": "3.11.7"},
     "sections": {
-        "training": {"streamer_tokens_per_second": 600.0, "gensim_tokens_per_second": {"1": 200.0, "2": 400.0}},
+        "training": {"streamer_tokens_per_second": 600.0, "streamer_2_workers_tokens_per_second": 600.0,
+                     "gensim_tokens_per_second": {"1": 200.0, "2": 400.0}},
         "memory": {"items": 1000, "vector_size": 64, "peak_rss_bytes": 1024 * 1000, "raw_vector_bytes_per_item": 512},
         "daemon": {"daemon_events_per_second": 90.0, "raw_consume_events_per_second": 100.0, "target_rate": 50.0,
                    "offered_events_per_second": 40.0, "freshness_p50_seconds": 0.1, "freshness_p99_seconds": 0.5},
@@ -36,7 +37,7 @@ def test_ratios_and_markdown_of_a_hand_made_report():
     assert ratios["lookup"] == {"vector": {"p50_vs_ping": 1.5, "p99_vs_ping": 2.5}}
     text = markdown_report({**HAND_MADE, "ratios": ratios, "command": "streamer bench"})
     assert "2 cores (Test CPU), 8.0 GiB RAM, load average 0.50 / 1.50" in text
-    assert "| 600 | 200 | 3.00x |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
+    assert "| 600 | 200 | 3.00x | ≥ 1.0 |" in text and "| 600 | 400 | 1.50x | ≥ 1.0 |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
     assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x" in text
 
 
@@ -64,7 +65,7 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
     assert ratios["training"]["streamer_vs_gensim_1_worker"] == pytest.approx(
         training["streamer_tokens_per_second"] / training["gensim_tokens_per_second"]["1"])
     assert ratios["training"]["streamer_vs_gensim_2_workers"] == pytest.approx(
-        training["streamer_tokens_per_second"] / training["gensim_tokens_per_second"]["2"])
+        training["streamer_2_workers_tokens_per_second"] / training["gensim_tokens_per_second"]["2"])
     assert memory["items"] == 100_000 and ratios["memory"]["peak_rss_bytes_per_item"] == pytest.approx(
         memory["peak_rss_bytes"] / memory["items"])
     assert ratios["daemon"]["daemon_vs_raw_consume"] == pytest.approx(
