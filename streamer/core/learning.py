@@ -6,9 +6,9 @@ was cut into calls: learning A then B equals learning A+B (same seed, one worker
 Every step takes a ``work`` argument. ``work=None`` (one worker) trains each pair at once with
 ``train_pair``: numba prunes the ``work is None`` branches at compile time, so this is the plain serial
 loop. With a :class:`streamer.core.parallel.WorkArrays` (several workers) the same loop does all the
-stateful, order-dependent bookkeeping (sessions, counts, noise tree, new-item initialisation, negative
-and replay draws) but only *records* the pairs and their negatives; ``parallel.apply_work`` then trains
-them on all cores.
+stateful, order-dependent bookkeeping (sessions, counts, noise tree, new-item initialisation, replay
+draws) but only *records* the pairs and reserves a block of negatives per event; ``parallel.draw_work``
+then draws the negatives and ``parallel.apply_work`` trains the pairs, both on all cores.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ WORK_BLOCKS = 1  # negative draws recorded in a WorkArrays
 
 @numba.njit(cache=True, nogil=True)
 def _draw(items, negatives, rng, slot, work):
-    """Draw the negatives of one event (or one replayed pair): into ``negatives``, or into a new work block."""
+    """Draw the negatives of one event (or one replayed pair) into ``negatives``; with a work buffer only reserve
+    a new block, filled later in parallel by ``parallel.draw_work`` (off the serial path)."""
     if work is None:
         draw_negatives(items, negatives, rng, slot)
         return 0
     block = work.counters[WORK_BLOCKS]
     work.counters[WORK_BLOCKS] = block + 1
-    draw_negatives(items, work.negatives[block], rng, slot)
     return block
 
 

@@ -2,16 +2,20 @@
 
 ``workers > 1`` splits each compiled call into blocks. For a block, the serial loop of
 :mod:`streamer.core.learning` (``record_events``) advances sessions, counts, the noise tree, new-item
-initialisation, the random stream and the replay buffer exactly as with one worker, but only records
-the pairs it would train and their negatives in a :class:`WorkArrays`. ``apply_work`` then trains the
-recorded pairs with ``train_pair`` (the same single SGNS step) in ``workers`` contiguous chunks run in
-parallel by numba (``prange``, no GIL), lock-free as word2vec and gensim do ("Hogwild").
+initialisation and the replay buffer as with one worker, but only records the pairs it would train in a
+:class:`WorkArrays` and reserves one block of negatives per event. ``draw_work`` then draws those
+negatives from the noise tree in ``workers`` chunks in parallel, chunk ``c`` from its own random stream
+``1 + c`` (stream 0 is the serial loop's), so the O(log V) draws are off the serial path; ``apply_work``
+trains the recorded pairs with ``train_pair`` (the same single SGNS step) in ``workers`` contiguous
+chunks run in parallel by numba (``prange``, no GIL), lock-free as word2vec and gensim do ("Hogwild").
 
 What differs from one worker, by design:
 - two chunks may update the same popular row at once; a lost or mixed update of a vector, an AdaGrad
   accumulator or a "changed" mark is the accepted Hogwild trade-off (rare, and harmless to SGD);
 - a new item's neighbour initialisation reads the vectors as they were before the pending block is
   applied (at most one block stale);
+- negatives are drawn from the noise distribution as it stands at the end of their block (counts at most
+  one block newer than with one worker), from the per-chunk streams;
 - so the vectors depend on the thread timing and on ``batch_size``: results are not bit-reproducible,
   while the bookkeeping (event counts, items, sessions, counts, noise tree, replay buffer) is.
 """
@@ -23,10 +27,10 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from streamer.core.learning import WORK_PAIRS, record_events, replay_pairs
-from streamer.core.sgns import train_pair
+from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS, record_events, replay_pairs
+from streamer.core.sgns import draw_negatives, train_pair
 
-__all__ = ["WorkArrays", "new_work", "apply_work", "learn_parallel", "replay_parallel", "BLOCK_PAIRS", "use_threads"]
+__all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel", "BLOCK_PAIRS", "use_threads"]
 
 WorkArrays = namedtuple("WorkArrays", ["pairs", "negatives", "counters"])
 
@@ -39,12 +43,30 @@ def new_work(hyper, block_pairs: int = BLOCK_PAIRS) -> WorkArrays:
     return WorkArrays(np.zeros((room, 3), np.int64), np.zeros((room, hyper.negative), np.int64), np.zeros(2, np.int64))
 
 
+def rng_streams(workers: int) -> int:
+    """Random streams a trainer keeps: the serial loop's, plus one per parallel chunk with several workers."""
+    return 1 if workers <= 1 else workers + 1
+
+
 def use_threads(workers: int) -> int:
     """Run this thread's numba parallel sections on ``workers`` threads (at most NUMBA_NUM_THREADS, the size of
     numba's pool, fixed at import); returns the count. Set per calling thread, so called on every learn."""
     threads = max(1, min(int(workers), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
     return threads
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def draw_work(items, work, rng, chunks):
+    """Fill every reserved block of negatives from the noise tree, in ``chunks`` slices run in parallel; slice
+    ``c`` draws from random stream ``1 + c``, so the draws depend only on the seed, the events and ``chunks``."""
+    blocks = work.counters[WORK_BLOCKS]
+    for chunk in numba.prange(chunks):
+        stream = rng[1 + chunk:2 + chunk].copy()  # a private copy: no false sharing of the state's cache line
+        for block in range(blocks * chunk // chunks, blocks * (chunk + 1) // chunks):
+            draw_negatives(items, work.negatives[block], stream, 0)
+        rng[1 + chunk] = stream[0]
+    return blocks
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -69,6 +91,7 @@ def learn_parallel(items, users, replay, hyper, rng, work, chunks, user_slots, i
     while position < total:
         position = record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome,
                                  position, work)
+        draw_work(items, work, rng, chunks)
         apply_work(items, work, hyper.learning_rate, chunks)
 
 
@@ -82,6 +105,7 @@ def replay_parallel(items, replay, hyper, rng, work, chunks, max_pairs: int) -> 
         draws = min(room, remaining)
         work.counters[:] = 0
         done += int(replay_pairs(items, replay, hyper, draws, rng, 0, gradient, negatives, work))
+        draw_work(items, work, rng, chunks)
         apply_work(items, work, hyper.learning_rate, chunks)
         remaining -= draws
     return done

@@ -74,7 +74,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     users.slots = {user: slot for slot, user in enumerate(users.ids) if user is not None}
     users.free = list(meta["user_free"])
     trainer._replay = ReplayArrays(arrays["replay.pairs"], arrays["replay.counters"])
-    trainer._rng = arrays["rng"]
+    fresh, rng = trainer._rng, arrays["rng"]  # fresh: the streams these settings use (older files kept fewer)
+    trainer._rng = rng if rng.shape[0] >= fresh.shape[0] else np.concatenate([rng, fresh[rng.shape[0]:]])
     trainer._event_count = int(meta["event_count"])
     trainer._watermark = _float(meta["watermark"])
     trainer._next_maintenance = _float(meta["next_maintenance"])

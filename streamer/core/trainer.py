@@ -18,7 +18,7 @@ import numpy as np
 
 from streamer.core.learning import COUNTER_PAIRS, COUNTER_SIZE, Hyper, ReplayArrays, learn_events
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
-from streamer.core.parallel import learn_parallel, new_work
+from streamer.core.parallel import learn_parallel, new_work, rng_streams
 from streamer.core.replay_debt import ReplayDebt, draw_replay
 from streamer.core.random import new_state
 from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
@@ -57,7 +57,7 @@ class Trainer:
         self._items = ItemTable(settings.vector_size)
         self._users = UserTable(settings.window)
         self._replay = ReplayArrays(np.full((settings.replay_buffer, 2), -1, np.int32), np.zeros(COUNTER_SIZE, np.int64))
-        self._rng = new_state(settings.seed, settings.workers)
+        self._rng = new_state(settings.seed, rng_streams(settings.workers))
         self._hyper = Hyper(
             settings.window, settings.negative, float(settings.alpha), float(settings.subsample),
             float(settings.learning_rate), np.float32(settings.accum_initial), float(settings.session_gap),

@@ -5,7 +5,7 @@ import pytest
 
 from streamer import Trainer
 from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS
-from streamer.core.parallel import apply_work, new_work
+from streamer.core.parallel import apply_work, draw_work, new_work
 from streamer.core.sgns import train_pair
 from streamer.errors import ConfigError
 
@@ -109,3 +109,21 @@ def test_parallel_chunks_on_disjoint_rows_equal_one_chunk():
     assert np.array_equal(serial_arrays.vectors_in, parallel_arrays.vectors_in)
     assert np.array_equal(serial_arrays.vectors_out, parallel_arrays.vectors_out)
     assert not np.array_equal(parallel_arrays.vectors_in, before)
+
+
+def test_parallel_negatives_are_drawn_per_chunk_from_their_own_streams():
+    # rows 0..11 live with weight; each chunk draws its blocks from stream 1 + chunk, never from stream 0
+    trainer, arrays, work = _recorded_items(np.zeros((4, 3), np.int64), np.full((6, 3), -1, np.int64))
+    assert trainer._rng.shape == (1,)
+    rng = np.array([11, 22, 33], np.uint64)
+    draws = []
+    for _ in range(2):
+        work.negatives[:] = -1
+        state = rng.copy()
+        assert draw_work(arrays, work, state, 2) == 6
+        draws.append((work.negatives[:6].copy(), state))
+    assert np.array_equal(draws[0][0], draws[1][0]) and np.array_equal(draws[0][1], draws[1][1])  # same seed, same draws
+    negatives, state = draws[0]
+    assert np.all((negatives >= 0) & (negatives < 12))
+    assert state[0] == rng[0] and state[1] != rng[1] and state[2] != rng[2]
+    assert Trainer(workers=2)._rng.shape == (3,)  # the serial loop's stream plus one per chunk
