@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "Event",
     "InvalidRecord",
     "decode_payload",
+    "is_plain_event",
     "parse_catalog_update",
     "parse_event",
     "parse_id",
@@ -47,6 +49,16 @@ __all__ = [
 MAX_ID_LENGTH = 256
 MAX_PAYLOAD_BYTES = 1_000_000
 MAX_ATTRIBUTES = 64
+_LARGEST_FINITE = sys.float_info.max  # excludes inf, as parse_event does
+
+
+def is_plain_event(user: Any, item: Any, ts: Any, latest: float = _LARGEST_FINITE) -> bool:
+    """True when (user, item, ts) is already a valid event as it stands: str ids of 1..MAX_ID_LENGTH
+    characters and an int/float ts in [0, latest]. The rules of :func:`parse_event` for the common
+    shape, checked without building an :class:`Event` (the engine's and the daemon's fast path);
+    anything else (ISO ts, int ids, NaN, bool, ...) goes through :func:`parse_event`."""
+    return (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
+            and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest)
 
 
 class InvalidRecord(StreamerError):

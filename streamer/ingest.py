@@ -15,7 +15,7 @@ from typing import Any
 from orjson import JSONDecodeError
 from orjson import loads as orjson_loads
 
-from streamer.events import MAX_ID_LENGTH, InvalidRecord, decode_payload, parse_catalog_update, parse_event
+from streamer.events import InvalidRecord, decode_payload, is_plain_event, parse_catalog_update, parse_event
 
 __all__ = ["BatchResult", "Ingestor", "Prepared"]
 
@@ -48,13 +48,15 @@ def _fast_event(value, max_bytes: int, latest: float) -> tuple | None:
         element = orjson_loads(value)
     except JSONDecodeError:
         return None
+    return _plain_tuple(element, latest)
+
+
+def _plain_tuple(element: Any, latest: float) -> tuple | None:
+    """``(user, item, ts)`` for a 3-key dict that :func:`is_plain_event` accepts, the engine's fastest input."""
     if type(element) is not dict or len(element) != 3:
         return None
     user, item, ts = element.get("user"), element.get("item"), element.get("ts")
-    if (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
-            and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest):
-        return user, item, ts
-    return None
+    return (user, item, ts) if is_plain_event(user, item, ts, latest) else None
 
 
 class Ingestor:
@@ -146,12 +148,8 @@ class Ingestor:
         :func:`parse_event`) and passed on as a ``(user, item, ts)`` tuple; everything else goes through the parsers."""
         if catalog:
             return parse_catalog_update(element)
-        if type(element) is dict and len(element) == 3:
-            user, item, ts = element.get("user"), element.get("item"), element.get("ts")
-            if (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
-                    and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts <= latest):
-                return user, item, ts  # the engine's fastest input shape
-        return parse_event(element, self._clock(), self._max_future)
+        plain = _plain_tuple(element, latest)
+        return plain if plain is not None else parse_event(element, self._clock(), self._max_future)
 
     def _mark_changed(self, records: list, users: set[str]) -> None:
         stamps = [message.timestamp for message in records if message.timestamp and message.timestamp > 0]

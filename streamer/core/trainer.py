@@ -25,7 +25,7 @@ from streamer.core.sessions import EVENT_LATE, UserTable, session_weights
 from streamer.core.settings import TrainerSettings
 from streamer.core.sgns import ITEM_LIVE
 from streamer.core.similarity import score_candidates, served_vectors, top_k
-from streamer.events import MAX_ID_LENGTH, Event, InvalidRecord, parse_catalog_update, parse_event
+from streamer.events import Event, InvalidRecord, is_plain_event, parse_catalog_update, parse_event
 from streamer.core.vocab import ItemTable
 
 __all__ = ["Trainer", "LearnReport", "TrainerSettings"]
@@ -99,8 +99,7 @@ class Trainer:
                     user, item, ts = record.user, record.item, record.ts
                 else:
                     raise _SlowPath
-                if not (type(user) is str and type(item) is str and (type(ts) is float or type(ts) is int)
-                        and 0 < len(user) <= MAX_ID_LENGTH and 0 < len(item) <= MAX_ID_LENGTH and 0 <= ts < _INFINITY):
+                if not is_plain_event(user, item, ts):
                     raise _SlowPath
             except (_SlowPath, ValueError, KeyError, TypeError):
                 try:
