@@ -21,6 +21,7 @@ __all__ = [
     "FIELD_VECTOR",
     "FIELD_VERSION",
     "Keys",
+    "WIRE_DTYPE",
     "decode_vector",
     "encode_vector",
     "index_definition",
@@ -30,7 +31,7 @@ DTYPE = "float32"
 FIELD_VECTOR = "vec"
 FIELD_VERSION = "version"
 FIELD_UPDATED_AT = "updated_at"
-_LITTLE_ENDIAN_FLOAT32 = np.dtype("<f4")
+WIRE_DTYPE = np.dtype("<f4")  # how DTYPE is laid out in the blobs: float32 little-endian
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Keys:
         return f"{self.namespace}:item:{item_id}"
 
     def neighbours(self, item_id: str) -> str:
-        """Sorted set: member = similar item id, score = cosine similarity."""
+        """Sorted set: member = similar item id, score = the model's ``most_similar`` score."""
         return f"{self.namespace}:nn:{item_id}"
 
     def user(self, user_id: str) -> str:
@@ -85,12 +86,12 @@ class Keys:
 
 def encode_vector(vector) -> bytes:
     """float32 little-endian bytes of a 1-d vector."""
-    return np.ascontiguousarray(vector, dtype=_LITTLE_ENDIAN_FLOAT32).tobytes()
+    return np.ascontiguousarray(vector, dtype=WIRE_DTYPE).tobytes()
 
 
 def decode_vector(data: bytes) -> np.ndarray:
     """The float32 vector stored by :func:`encode_vector` (native byte order, writable copy)."""
-    return np.frombuffer(data, dtype=_LITTLE_ENDIAN_FLOAT32).astype(np.float32)
+    return np.frombuffer(data, dtype=WIRE_DTYPE).astype(np.float32)
 
 
 def index_definition(keys: Keys, vector_size: int) -> list[str]:

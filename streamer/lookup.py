@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from streamer.errors import StreamerError
-from streamer.keys import DTYPE, FIELD_VECTOR, Keys, encode_vector
+from streamer.keys import DTYPE, FIELD_VECTOR, WIRE_DTYPE, Keys, encode_vector
 
 __all__ = [
     "CorruptMeta",
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 _CONNECTION_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError)
-_WIRE_DTYPE = np.dtype("<f4")  # the layout's float32 little-endian
 
 
 class LookupClientError(StreamerError):
@@ -257,7 +256,7 @@ class Lookup:
             name = key.decode() if isinstance(key, bytes) else key
             raise CorruptVector(f"{name} holds {len(blob)} bytes; {self.namespace}:meta says "
                                 f"{self._vector_size} x {DTYPE} = {self._blob_size} bytes")
-        return np.frombuffer(blob, dtype=_WIRE_DTYPE)
+        return np.frombuffer(blob, dtype=WIRE_DTYPE)
 
     def vector(self, item: str) -> np.ndarray | None:
         """The item's vector (read-only float32 array), or ``None`` when the item is not published."""
