@@ -23,7 +23,7 @@ from pathlib import Path
 
 from streamer.errors import StreamerError
 
-__all__ = ["LocalStack", "ManagedProcess", "StackError", "find_redis_server", "find_tansu", "free_port"]
+__all__ = ["LocalStack", "ManagedProcess", "StackError", "find_redis_server", "find_tansu", "free_port", "stop_process"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -85,6 +85,18 @@ def _wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: flo
     raise StackError(f"{name} did not answer on {LOOPBACK}:{port} within {timeout:.0f} s")
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> int:
+    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class ManagedProcess:
     """One server process this stack started, and how long it took to answer."""
@@ -100,14 +112,7 @@ class ManagedProcess:
         return self.process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_process(self.process, timeout)
 
 
 @dataclass

@@ -10,8 +10,6 @@ land in Redis before its first interaction, prints similar items read back from 
 from __future__ import annotations
 
 import csv
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -70,25 +68,26 @@ def _start_daemon(stack, workdir: Path, topic: str, catalog_topic: str) -> tuple
     return process, log_path
 
 
-def _committed_total(bootstrap_servers: str, topic: str) -> int:
-    """Sum of the demo group's committed offsets on ``topic`` (read without joining the group)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=GROUP, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
-    finally:
-        consumer.close()
-
-
 def _wait_for_daemon(daemon: subprocess.Popen, bootstrap: str, topic: str, produced: int, timeout: float) -> float:
+    from kafka import KafkaConsumer
+
+    # reads the demo group's committed offsets; never subscribes, so it never joins the group
+    offsets = KafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False)
+    try:
+        return _wait_for_commits(daemon, offsets, topic, produced, timeout)
+    finally:
+        offsets.close()
+
+
+def _wait_for_commits(daemon: subprocess.Popen, offsets, topic: str, produced: int, timeout: float) -> float:
+    from streamer.io.kafka_source import committed_total
+
     began = time.monotonic()
     last_print = 0.0
     while True:
         if daemon.poll() is not None:
             raise StreamerError(f"the daemon exited with code {daemon.returncode}; see its log")
-        committed = _committed_total(bootstrap, topic)
+        committed = committed_total(offsets, topic)
         elapsed = time.monotonic() - began
         if committed >= produced:
             print(f"   daemon committed {committed:,}/{produced:,} offsets after {elapsed:.1f} s", flush=True)
@@ -161,17 +160,6 @@ def _lookup_latency(lookup, items: list[str], rounds: int = 2000) -> tuple[float
     return timings[len(timings) // 2] * 1000, timings[int(len(timings) * 0.99)] * 1000
 
 
-def _stop_daemon(daemon: subprocess.Popen) -> int:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            return daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            return daemon.wait()
-    return daemon.returncode
-
-
 def _popular_items(events, count: int) -> list[str]:
     totals: dict[str, int] = {}
     for _, item, _ in events:
@@ -180,7 +168,7 @@ def _popular_items(events, count: int) -> list[str]:
 
 
 def run(args) -> int:
-    from streamer.localstack import LocalStack
+    from streamer.localstack import LocalStack, stop_process
     from streamer.lookup import Lookup
     from streamer.replay import ensure_topic, format_progress, produce_events
 
@@ -230,7 +218,7 @@ def run(args) -> int:
             print(f"\n   Lookup.vector latency over loopback: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
             lookup.close()
         finally:
-            code = _stop_daemon(daemon)
+            code = stop_process(daemon, timeout=60)
             print(f"\n== daemon stopped with exit code {code}; stopping the local stack")
     print(f"done. Daemon log and checkpoint: {workdir}")
     return 0 if code == 0 else 1

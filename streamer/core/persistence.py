@@ -25,9 +25,9 @@ import numpy as np
 import orjson
 
 from streamer.core.learning import ReplayArrays
-from streamer.core.sessions import UserArrays, UserTable
+from streamer.core.sessions import UserArrays
 from streamer.core.settings import TrainerSettings
-from streamer.core.vocab import ItemArrays, ItemTable
+from streamer.core.vocab import ItemArrays
 from streamer.errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "save_trainer", "load_trainer", "trainer_state", "restore_state", "read_state"]

@@ -24,7 +24,6 @@ second model query a daemon that had already learned the future).
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import tempfile
@@ -114,16 +113,9 @@ class ServedPath:
 
     def close(self) -> int | None:
         """Stop the daemon (SIGTERM, then kill), the clients and the stack this instance started."""
-        code = None
-        if self.daemon is not None:
-            if self.daemon.poll() is None:
-                self.daemon.send_signal(signal.SIGTERM)
-                try:
-                    self.daemon.wait(60)
-                except subprocess.TimeoutExpired:
-                    self.daemon.kill()
-                    self.daemon.wait()
-            code = self.daemon.returncode
+        from streamer.localstack import stop_process
+
+        code = None if self.daemon is None else stop_process(self.daemon, timeout=60)
         for closer in (self._offsets, self._redis):
             if closer is not None:
                 closer.close()
@@ -156,9 +148,9 @@ class ServedPath:
             raise ServedPathError(f"the daemon is not running (exit code {code}); see {self.log_path}")
 
     def committed(self) -> int:
-        from kafka import TopicPartition
+        from streamer.io.kafka_source import committed_total
 
-        return self._offsets.committed(TopicPartition(self.topic, 0)) or 0
+        return committed_total(self._offsets, self.topic)
 
     def _wait_for_commit(self) -> None:
         deadline = time.monotonic() + self.timeout

@@ -17,10 +17,17 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from streamer.logs import log_event
 
-__all__ = ["KafkaSource", "Offsets", "consumer_options", "kafka_security_options", "make_producer"]
+__all__ = ["KafkaSource", "Offsets", "committed_total", "consumer_options", "kafka_security_options", "make_producer"]
 
 logger = logging.getLogger("streamer.kafka")
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
+def committed_total(consumer: KafkaConsumer, topic: str) -> int:
+    """Sum of the consumer's group's committed offsets on ``topic`` — read without joining the group
+    (``consumer`` must not subscribe). Equals the events produced once the group has caught up."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    return sum(consumer.committed(TopicPartition(topic, partition)) or 0 for partition in partitions)
 
 
 def kafka_security_options(settings) -> dict:
