@@ -28,6 +28,7 @@ from streamer.io.checkpoint import Checkpoint, CheckpointStore
 from streamer.io.dead_letter import DeadLetterQueue
 from streamer.io.kafka_source import KafkaSource, make_producer
 from streamer.io.lease import Lease
+from streamer.io.process_source import ProcessSource
 from streamer.io.publisher import Publisher
 from streamer.io.redis_sink import FencedError, RedisSink, connect_redis
 from streamer.keys import Keys
@@ -120,7 +121,8 @@ class _Active:
         self.sink.restore_pending(manifest.pending)
         self.dead_letters = DeadLetterQueue(settings.dead_letter_topic, lambda: make_producer(settings),
                                             on_add=lambda reason: self.metrics.dead_letters.labels(reason).inc())
-        self.source = KafkaSource(settings, on_revoked=self._on_revoked)
+        source_type = ProcessSource if settings.fetcher == "process" else KafkaSource
+        self.source = source_type(settings, on_revoked=self._on_revoked)
         self.source.learned = dict(manifest.offsets)
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
@@ -166,9 +168,10 @@ class _Active:
         next_flush, next_neighbours = now + settings.flush_interval, now + settings.neighbours_interval
         next_checkpoint = now + settings.checkpoint_interval
         timeout_ms = max(1, int(min(settings.flush_interval, 0.1) * 1000))
+        spare = False
         while self.source.is_open and not stopping.is_set() and not self.lost_lease.is_set():
             try:
-                batches = self.source.poll(0 if self.engine.replay_debt else timeout_ms)
+                batches = self.source.poll(0 if spare and self.engine.replay_debt else timeout_ms)
             except KafkaError as error:
                 self.kafka_backoff.failed(error, sleep=False)
                 continue
@@ -176,7 +179,8 @@ class _Active:
             for partition, records in batches:
                 self._ingest(partition, records)
                 polled += len(records)
-            if self.engine.replay_debt and self._spare_time(polled):
+            spare = self._spare_time(polled)
+            if spare and self.engine.replay_debt:
                 self._replay_owed()
             if self.publisher.in_flight:
                 self._settle(self.publisher.collect())
@@ -195,13 +199,12 @@ class _Active:
                 self.status.report(now)
 
     def _spare_time(self, polled: int) -> bool:
-        """The stream leaves spare time: nothing new, or a short poll with (almost) no lag behind the broker."""
-        if polled == 0:
-            return True
+        """The stream leaves spare time: (almost) no lag behind the broker, or nothing new while the lag
+        is unknown. A backlog is never spare time, even while the loop waits for the next fetched batch."""
         if polled >= self.settings.max_poll_records:
             return False
         lag = self.source.lag()
-        return lag is not None and lag < self.settings.max_poll_records
+        return polled == 0 if lag is None else lag < self.settings.max_poll_records
 
     def _replay_owed(self) -> None:
         """Pay the engine's replay debt in small chunks for at most ``replay_slice`` seconds."""

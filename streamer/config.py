@@ -54,6 +54,9 @@ class Settings:
     session_timeout_ms: int = _option(10000, "consumer group session timeout (ms)")
     heartbeat_interval_ms: int = _option(3000, "consumer group heartbeat interval (ms)")
     max_poll_records: int = _option(5000, "most records taken per poll")
+    fetcher: str = _option("process", "where Kafka records are fetched and unpacked: 'process' = a child process "
+                           "on another core while the loop learns; 'inline' = in the daemon's loop (one core)",
+                           choices=("process", "inline"))
     security_protocol: str = _option("PLAINTEXT", "Kafka security protocol",
                                      choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
     sasl_mechanism: str = _option("", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 ('' = none)")

@@ -17,7 +17,8 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from streamer.logs import log_event
 
-__all__ = ["KafkaSource", "Offsets", "committed_total", "consumer_options", "kafka_security_options", "make_producer"]
+__all__ = ["KafkaSource", "Offsets", "committed_total", "consumer_options", "kafka_security_options", "lag_behind",
+           "make_producer"]
 
 logger = logging.getLogger("streamer.kafka")
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
@@ -76,9 +77,11 @@ class _Listener(ConsumerRebalanceListener):
 class KafkaSource:
     """Consumes ``settings.topics`` in ``settings.group``; ``learned`` holds the model's next offsets."""
 
-    def __init__(self, settings, on_revoked: Callable[[list[TopicPartition]], None]):
+    def __init__(self, settings, on_revoked: Callable[[list[TopicPartition]], None],
+                 on_assigned: Callable[[list[TopicPartition]], None] | None = None):
         self._settings = settings
         self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
         self._consumer: KafkaConsumer | None = None
         self.learned: Offsets = {}
         self.assigned: set[TopicPartition] = set()
@@ -115,6 +118,8 @@ class KafkaSource:
                       partition=partition.partition,
                       start=target if target is not None else f"committed or {self._settings.auto_offset_reset}")
         self.assigned.update(assigned)
+        if self._on_assigned is not None:
+            self._on_assigned(list(assigned))
 
     def _fold_committed(self) -> None:
         """``learned = max(checkpoint offset, committed offset)`` for every partition of our topics."""
@@ -165,18 +170,16 @@ class KafkaSource:
             return False
         return True
 
+    def highwaters(self) -> Offsets:
+        """The broker's high watermark of each assigned partition, as last seen by a fetch."""
+        if self._consumer is None:
+            return {}
+        marks = ((partition, self._consumer.highwater(partition)) for partition in self.assigned)
+        return {(partition.topic, partition.partition): mark for partition, mark in marks if mark is not None}
+
     def lag(self) -> int | None:
         """Messages between what the model learned and the high watermark of the assigned partitions."""
-        if self._consumer is None:
-            return None
-        total, known = 0, False
-        for partition in self.assigned:
-            highwater = self._consumer.highwater(partition)
-            learned = self.learned.get((partition.topic, partition.partition))
-            if highwater is not None and learned is not None:
-                total += max(0, highwater - learned)
-                known = True
-        return total if known else None
+        return lag_behind(self.highwaters(), self.learned) if self._consumer is not None else None
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -185,6 +188,12 @@ class KafkaSource:
             finally:
                 self._consumer = None
                 self.assigned.clear()
+
+
+def lag_behind(highwaters: Offsets, learned: Offsets) -> int | None:
+    """Sum over partitions of ``highwater - learned``; None when no partition has both."""
+    gaps = [max(0, mark - learned[key]) for key, mark in highwaters.items() if key in learned]
+    return sum(gaps) if gaps else None
 
 
 def _log_async_commit(offsets, response) -> None:

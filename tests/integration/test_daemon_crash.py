@@ -7,6 +7,7 @@ must exit 0 with its offsets committed.
 from __future__ import annotations
 
 import random
+import re
 import signal
 import threading
 
@@ -48,6 +49,8 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
         assert process.poll() is None, log.read_text()[-3000:]
         process.send_signal(signal.SIGKILL)
         process.wait(30)
+        fetchers = [int(pid) for pid in re.findall(r"fetcher_started pid=(\d+)", log.read_text())]
+        wait_for(lambda: not any(_running(pid) for pid in fetchers), 30, "the killed daemon's fetcher to leave")
     producer.join(120)
     assert sum(produced.values()) == len(rows)
 
@@ -71,3 +74,12 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
     finally:
         consumer.close()
     assert log.read_text().count("model_loaded") == KILLS + 1
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent to reap it has finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

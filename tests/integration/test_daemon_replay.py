@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 KNOBS = {"seed": 11, "workers": 1, "replay_passes": 0, "vector_size": 32}
 
 
+@pytest.mark.parametrize("fetcher", ["process", "inline"])
 def test_replayed_data_set_is_published_with_the_in_process_vectors(
-        kafka_bootstrap, redis_url, redis_client, make_topic, unique_name, tmp_path, data_root, caplog):
+        kafka_bootstrap, redis_url, redis_client, make_topic, unique_name, tmp_path, data_root, caplog, fetcher):
     caplog.set_level(logging.INFO, logger="streamer")
     metrics_port = free_port()
     rows = load_events("diginetica")
@@ -30,7 +31,7 @@ def test_replayed_data_set_is_published_with_the_in_process_vectors(
     produce(kafka_bootstrap, topic, ((user.encode(), event_value(user, item, ts)) for user, item, ts in rows))
     settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state",
                             max_poll_records=777, neighbours_batch=4000, metrics_port=metrics_port,
-                            status_interval=0.5, **KNOBS)
+                            status_interval=0.5, fetcher=fetcher, **KNOBS)
 
     with DaemonThread(settings) as running:
         wait_for(lambda: manifest_offsets(tmp_path / "state").get((topic, 0)) == len(rows), 120,

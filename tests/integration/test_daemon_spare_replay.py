@@ -26,6 +26,7 @@ def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
     assert not _Active._spare_time(_loop_state(0), 500)  # a full poll: the backlog goes first
     assert not _Active._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
     assert not _Active._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
+    assert not _Active._spare_time(_loop_state(20_000), 0)  # waiting for the fetcher with a backlog is not spare
 
 
 @pytest.mark.integration
