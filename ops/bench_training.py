@@ -51,8 +51,10 @@ def time_trainer(events, workers: int = 1) -> float:
 
     Trainer(**HYPER, workers=workers).learn(events[:1000])  # compile (cached) outside the timing
     # gensim's settings, not the Trainer's defaults: one pass (no replay), sample 1e-3 and word2vec's
-    # dynamic window (gensim shrink_windows=True), so both do the same pairs per token
-    trainer = Trainer(**HYPER, subsample=1e-3, replay_passes=0, dynamic_window=True, workers=workers, seed=1)
+    # dynamic window (gensim shrink_windows=True), so both do the same pairs per token; flat, symmetric pair
+    # weights (gensim's dynamic window is its only distance weighting)
+    trainer = Trainer(**HYPER, subsample=1e-3, replay_passes=0, dynamic_window=True, distance_power=0.0,
+                      backward_weight=1.0, workers=workers, seed=1)
     started = time.perf_counter()
     trainer.learn(events)
     return time.perf_counter() - started

@@ -31,7 +31,8 @@ __all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pai
 Hyper = namedtuple(
     "Hyper",
     ["window", "negative", "alpha", "subsample", "learning_rate", "accum_initial", "session_gap",
-     "max_session_length", "lateness", "replay_passes", "init_noise", "dynamic_window"],
+     "max_session_length", "lateness", "replay_passes", "init_noise", "dynamic_window", "backward_weight",
+     "distance_power"],
 )
 ReplayArrays = namedtuple("ReplayArrays", ["pairs", "counters"])
 
@@ -59,17 +60,33 @@ def _draw(items, negatives, rng, slot, work):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair(items, first, second, negatives, learning_rate, gradient, work, block):
-    """Train ``first``/``second`` both directions now, or record them (with their negatives' block)."""
+def _pair(items, later, earlier, negatives, learning_rate, gradient, work, block, weight, backward_weight):
+    """Train a pair both directions now, or record it (with its negatives' block and weights).
+
+    ``earlier`` -> ``later`` (the earlier item's input predicts the later item's output, the direction a
+    next-item query asks) weighs ``weight``; ``later`` -> ``earlier`` weighs ``weight * backward_weight``."""
+    backward = weight * backward_weight
     if work is None:
-        train_pair(items, first, second, negatives, learning_rate, gradient)
-        train_pair(items, second, first, negatives, learning_rate, gradient)
+        train_pair(items, later, earlier, negatives, learning_rate, gradient, backward)
+        train_pair(items, earlier, later, negatives, learning_rate, gradient, weight)
     else:
         position = work.counters[WORK_PAIRS]
         work.counters[WORK_PAIRS] = position + 1
-        work.pairs[position, 0] = first
-        work.pairs[position, 1] = second
+        work.pairs[position, 0] = later
+        work.pairs[position, 1] = earlier
         work.pairs[position, 2] = block
+        work.weights[position, 0] = backward
+        work.weights[position, 1] = weight
+
+
+@numba.njit(cache=True, nogil=True)
+def _distance_weight(distance, power):
+    """Weight of a pair ``distance`` positions apart in its session: distance ** -power (GloVe's 1/d for 1)."""
+    if power == 0.0:
+        return 1.0
+    if power == 1.0:
+        return 1.0 / distance
+    return distance ** -power
 
 
 @numba.njit(cache=True, nogil=True)
@@ -99,7 +116,8 @@ def _remember(replay, first, second):
 
 @numba.njit(cache=True, nogil=True)
 def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
-    """Train ``how_many`` pairs drawn uniformly from the replay buffer, both directions."""
+    """Train ``how_many`` pairs drawn uniformly from the replay buffer, both directions (full weight forward,
+    ``backward_weight`` backward: the buffer already holds pairs in proportion to their distance weight)."""
     fill = replay.counters[COUNTER_FILL]
     if fill == 0:
         return 0
@@ -110,7 +128,7 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives,
         if first < 0 or second < 0 or items.status[first] != ITEM_LIVE or items.status[second] != ITEM_LIVE:
             continue
         block = _draw(items, negatives, rng, slot, work)
-        _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block)
+        _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block, 1.0, hyper.backward_weight)
         done += 1
     replay.counters[COUNTER_REPLAYED] += done
     return done
@@ -127,7 +145,8 @@ def _count(items, replay, row, ts, alpha):
 
 @numba.njit(cache=True, nogil=True)
 def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives, work):
-    """Pair ``row`` with up to ``window`` previous items of the open session, both directions."""
+    """Pair ``row`` with up to ``window`` previous items of the open session, both directions, each pair
+    weighted by its distance (``distance_power``) and direction (``backward_weight``)."""
     ring = users.ring[user]
     reach = users.ring_size[user]
     if hyper.dynamic_window and hyper.window > 1:
@@ -142,8 +161,10 @@ def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, n
         if not drawn:
             block = _draw(items, negatives, rng, slot, work)
             drawn = True
-        _pair(items, row, other, negatives, hyper.learning_rate, gradient, work, block)
-        _remember(replay, row, other)
+        weight = _distance_weight(position + 1.0, hyper.distance_power)
+        _pair(items, row, other, negatives, hyper.learning_rate, gradient, work, block, weight, hyper.backward_weight)
+        if weight >= 1.0 or next_unit(rng, slot) < weight:
+            _remember(replay, row, other)  # the buffer keeps pairs in proportion to their weight
         made += 1
     replay.counters[COUNTER_PAIRS] += made
     return made

@@ -32,15 +32,17 @@ from streamer.core.sgns import draw_negatives, train_pair
 
 __all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel", "BLOCK_PAIRS", "use_threads"]
 
-WorkArrays = namedtuple("WorkArrays", ["pairs", "negatives", "counters"])
+WorkArrays = namedtuple("WorkArrays", ["pairs", "negatives", "counters", "weights"])
 
 BLOCK_PAIRS = 16_384  # pairs recorded per block: large enough to amortise a parallel launch (~10 us)
 
 
 def new_work(hyper, block_pairs: int = BLOCK_PAIRS) -> WorkArrays:
-    """Buffers for one block: (first, second, negatives block) per pair and the drawn negatives."""
+    """Buffers for one block: (first, second, negatives block) per pair, the drawn negatives, and the weights of
+    each pair's two updates (first -> second, second -> first)."""
     room = block_pairs + hyper.window * (1 + hyper.replay_passes)
-    return WorkArrays(np.zeros((room, 3), np.int64), np.zeros((room, hyper.negative), np.int64), np.zeros(2, np.int64))
+    return WorkArrays(np.zeros((room, 3), np.int64), np.zeros((room, hyper.negative), np.int64), np.zeros(2, np.int64),
+                      np.ones((room, 2), np.float32))
 
 
 def rng_streams(workers: int) -> int:
@@ -71,7 +73,7 @@ def draw_work(items, work, rng, chunks):
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def apply_work(items, work, learning_rate, chunks):
-    """Train every recorded pair, both directions, in ``chunks`` contiguous slices run in parallel."""
+    """Train every recorded pair, both directions with its weights, in ``chunks`` contiguous slices run in parallel."""
     count = work.counters[WORK_PAIRS]
     size = items.vectors_in.shape[1]
     for chunk in numba.prange(chunks):
@@ -79,8 +81,8 @@ def apply_work(items, work, learning_rate, chunks):
         for position in range(count * chunk // chunks, count * (chunk + 1) // chunks):
             first, second = work.pairs[position, 0], work.pairs[position, 1]
             negatives = work.negatives[work.pairs[position, 2]]
-            train_pair(items, first, second, negatives, learning_rate, gradient)
-            train_pair(items, second, first, negatives, learning_rate, gradient)
+            train_pair(items, first, second, negatives, learning_rate, gradient, work.weights[position, 0])
+            train_pair(items, second, first, negatives, learning_rate, gradient, work.weights[position, 1])
     return count
 
 

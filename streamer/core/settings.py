@@ -21,7 +21,10 @@ class TrainerSettings:
     default, it lowered HR@10 on the shared data), ``learning_rate`` and ``accum_initial`` (per-row
     AdaGrad: step = learning_rate / sqrt(accum_initial + sum of squared gradients)), ``dynamic_window``
     (reach drawn uniformly in 1..window per event, as word2vec; off by default: the full window ranked
-    better), ``init_noise`` (relative noise on neighbour-initialised vectors), ``cold_start_neighbours``
+    better), ``distance_power`` (a pair ``d`` positions apart in its session weighs ``d ** -distance_power``:
+    1 = GloVe's 1/d, 0 = flat; next-item queries ask for the adjacent item), ``backward_weight`` (weight of the
+    later -> earlier update of a pair, the earlier -> later one weighs 1: next-item prediction is directional),
+    ``init_noise`` (relative noise on neighbour-initialised vectors), ``cold_start_neighbours``
     (items averaged for a catalog upsert).
     Sessions (event time, seconds): ``session_gap``, ``max_session_length``, ``lateness``.
     Replay: ``replay_passes`` extra pairs drawn uniformly from the buffer of the last ``replay_buffer``
@@ -31,7 +34,8 @@ class TrainerSettings:
     that long in event time); None = unbounded.
     Serving: ``vectors()`` serves input + output vectors; ``most_similar`` scores = ``dot_weight`` *
     (in[q].out[j] + out[q].in[j]) / 2 + ``cosine_weight`` * cosine of served vectors + ``popularity_weight``
-    * log(1 + count) (= alpha turns the dot into log p(j|q)); ``user_decay`` weights a user's session items
+    * log(1 + count) (alpha would turn the dot alone into log p(j|q); next to the cosine term a stronger prior
+    ranked better); ``user_decay`` weights a user's session items
     by age. The defaults are the settings measured best on all three shared data sets together
     (the shared/EVALUATION.md protocol, S = 10 and 100).
     Runtime: ``seed``, ``batch_size`` (events per compiled call), ``workers``: 1 = one deterministic thread
@@ -42,24 +46,26 @@ class TrainerSettings:
 
     vector_size: int = 64
     window: int = 3
-    negative: int = 15
+    negative: int = 30
     alpha: float = 0.75
     subsample: float = 0.0
     learning_rate: float = 0.2
     accum_initial: float = 0.1
     dynamic_window: bool = False
+    distance_power: float = 1.0
+    backward_weight: float = 0.5
     init_noise: float = 0.1
     cold_start_neighbours: int = 5
     session_gap: float = 1800.0
     max_session_length: int = 200
     lateness: float = 300.0
-    replay_passes: int = 4
+    replay_passes: int = 8
     replay_buffer: int = 10_000
     max_items: int | None = None
     item_ttl: float | None = None
     dot_weight: float = 1.0
-    cosine_weight: float = 2.0
-    popularity_weight: float = 0.75
+    cosine_weight: float = 8.0
+    popularity_weight: float = 1.25
     user_decay: float = 0.7
     seed: int = 1
     workers: int = 1
@@ -75,12 +81,13 @@ class TrainerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("alpha", "subsample", "learning_rate", "accum_initial", "init_noise", "session_gap",
-                     "lateness", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
+        for name in ("alpha", "subsample", "learning_rate", "accum_initial", "init_noise", "session_gap", "distance_power",
+                     "backward_weight", "lateness", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        for name in ("subsample", "init_noise", "session_gap", "lateness", "user_decay"):
+        for name in ("subsample", "init_noise", "session_gap", "lateness", "user_decay", "distance_power",
+                     "backward_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.learning_rate <= 0 or self.accum_initial <= 0:
@@ -97,5 +104,12 @@ class TrainerSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainerSettings":
+        """Settings from ``to_dict``; a knob missing from an older checkpoint takes the value that reproduces
+        how that checkpoint was trained (see ``_BEFORE_KNOB``), not today's default."""
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in values.items() if name in known})
+        chosen = {name: value for name, value in _BEFORE_KNOB.items() if name not in values}
+        chosen.update({name: value for name, value in values.items() if name in known})
+        return cls(**chosen)
+
+
+_BEFORE_KNOB = {"distance_power": 0.0, "backward_weight": 1.0}  # the behaviour before these knobs existed

@@ -59,9 +59,10 @@ def draw_negatives(items, negatives, rng, slot):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def train_pair(items, source, target, negatives, learning_rate, gradient):
+def train_pair(items, source, target, negatives, learning_rate, gradient, weight=1.0):
     """One SGNS update: input row ``source`` predicts output row ``target`` against the ``negatives`` rows
-    (a drawn row equal to ``target`` or -1 is skipped). ``gradient`` is a float32 scratch vector."""
+    (a drawn row equal to ``target`` or -1 is skipped), the pair's loss scaled by ``weight``. ``gradient`` is
+    a float32 scratch vector."""
     vectors_in, vectors_out = items.vectors_in, items.vectors_out
     size = vectors_in.shape[1]
     hidden = vectors_in[source]
@@ -76,7 +77,7 @@ def train_pair(items, source, target, negatives, learning_rate, gradient):
                 continue
             label = np.float32(0.0)
         output = vectors_out[row]
-        error = label - _sigmoid(_dot(hidden, output))
+        error = (label - _sigmoid(_dot(hidden, output))) * np.float32(weight)
         items.accum_out[row] += error * error * squared_hidden
         step = np.float32(learning_rate / math.sqrt(items.accum_out[row])) * error
         for index in range(size):

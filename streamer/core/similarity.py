@@ -9,7 +9,10 @@ score(q, j) = dot_weight * (in[q].out[j] + out[q].in[j]) / 2   (SGNS's shifted P
             + popularity_weight * log(1 + count[j])
 
 With noise ∝ count**alpha the SGNS optimum has in[q].out[j] ≈ log p(j|q) - alpha·log count[j] + const,
-so ``popularity_weight`` = alpha turns the dot product back into an estimate of log p(j|q).
+so ``popularity_weight`` = alpha turns the dot product back into an estimate of log p(j|q). That
+first-order estimate alone is noisy for a 64-dimensional model (yoochoose HR@10 0.471 against 0.480 for
+exact co-occurrence counts); a heavy cosine term (default 8 against a dot weight of 1) smooths it with
+second-order similarity and a prior a little above alpha (1.25) measured best on all three shared sets.
 """
 
 from __future__ import annotations

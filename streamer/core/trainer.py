@@ -62,7 +62,8 @@ class Trainer:
             settings.window, settings.negative, float(settings.alpha), float(settings.subsample),
             float(settings.learning_rate), np.float32(settings.accum_initial), float(settings.session_gap),
             settings.max_session_length, float(settings.lateness), settings.replay_passes,
-            float(settings.init_noise), bool(settings.dynamic_window),
+            float(settings.init_noise), bool(settings.dynamic_window), float(settings.backward_weight),
+            float(settings.distance_power),
         )
         self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
         self._work = new_work(self._hyper) if settings.workers > 1 else None
