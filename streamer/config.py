@@ -168,7 +168,7 @@ def _convert_knob(name: str, value: Any, source: str) -> Any:
     if name not in ENGINE_KNOBS:
         raise ConfigError(f"unknown engine knob {name!r} from {source}")
     spec = ENGINE_KNOBS[name]
-    if spec.default is None and (value is None or str(value).strip().lower() in ("none", "")):
+    if (spec.default is None or "None" in str(spec.type)) and (value is None or str(value).strip().lower() in ("none", "")):
         return None
     return _convert_value(name, _engine_kind(spec), None, value, source)
 

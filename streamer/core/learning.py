@@ -32,7 +32,7 @@ Hyper = namedtuple(
     "Hyper",
     ["window", "negative", "alpha", "subsample", "learning_rate", "accum_initial", "session_gap",
      "max_session_length", "lateness", "replay_passes", "init_noise", "dynamic_window", "backward_weight",
-     "distance_power"],
+     "distance_power", "popularity_half_life"],
 )
 ReplayArrays = namedtuple("ReplayArrays", ["pairs", "counters"])
 
@@ -135,11 +135,15 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives,
 
 
 @numba.njit(cache=True, nogil=True)
-def _count(items, replay, row, ts, alpha):
+def _count(items, replay, row, ts, alpha, half_life):
+    """Count an event of ``row``: cumulative count (noise distribution), count decayed by ``half_life`` seconds
+    of event time (``recent``, as of ``last_seen``; inf = no decay), last seen time."""
     items.counts[row] += 1
     replay.counters[COUNTER_TOTAL] += 1
     if ts > items.last_seen[row]:
+        items.recent[row] *= 0.5 ** ((ts - items.last_seen[row]) / half_life)
         items.last_seen[row] = ts
+    items.recent[row] += 1.0
     set_weight(items.noise_tree, items.noise_weights, row, noise_weight(items.counts[row], alpha))
 
 
@@ -177,7 +181,7 @@ def _learn_event(items, users, replay, hyper, rng, user, row, ts, gradient, nega
     state = open_session(users, user, ts, hyper.session_gap, hyper.max_session_length, hyper.lateness)
     if state == EVENT_LATE:
         return state
-    _count(items, replay, row, ts, hyper.alpha)
+    _count(items, replay, row, ts, hyper.alpha, hyper.popularity_half_life)
     if items.status[row] == ITEM_NEW:
         initialise_row(items, row, users.ring[user], users.ring_size[user], hyper.init_noise,
                        hyper.accum_initial, rng, slot)

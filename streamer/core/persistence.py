@@ -62,6 +62,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer.settings = TrainerSettings.from_dict(meta["settings"])
     trainer._reset_state()
     items, users = trainer._items, trainer._users
+    if "items.recent" not in arrays:  # written before the decayed prior: it starts from the cumulative counts
+        arrays["items.recent"] = arrays["items.counts"].astype(np.float64)
     items.arrays = ItemArrays(**{name: arrays[f"items.{name}"] for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])
     items.rows = {item: row for row, item in enumerate(items.ids) if item is not None}

@@ -35,7 +35,8 @@ class TrainerSettings:
     Serving: ``vectors()`` serves input + output vectors; ``most_similar`` scores = ``dot_weight`` *
     (in[q].out[j] + out[q].in[j]) / 2 + ``cosine_weight`` * cosine of served vectors + ``popularity_weight``
     * log(1 + count) (alpha would turn the dot alone into log p(j|q); next to the cosine term a stronger prior
-    ranked better); ``user_decay`` weights a user's session items
+    ranked better), the count decayed by ``popularity_half_life`` seconds of event time (None: cumulative; one
+    year by default: it only bites on streams spanning years, where it lifts new items); ``user_decay`` weights a user's session items
     by age. The defaults are the settings measured best on all three shared data sets together
     (the shared/EVALUATION.md protocol, S = 10 and 100).
     Runtime: ``seed``, ``batch_size`` (events per compiled call), ``workers``: 1 = one deterministic thread
@@ -66,6 +67,7 @@ class TrainerSettings:
     dot_weight: float = 1.0
     cosine_weight: float = 8.0
     popularity_weight: float = 1.25
+    popularity_half_life: float | None = 365 * 86400.0
     user_decay: float = 0.7
     seed: int = 1
     workers: int = 1
@@ -94,6 +96,10 @@ class TrainerSettings:
             raise ConfigError("learning_rate and accum_initial must be > 0")
         if self.max_items is not None and (not isinstance(self.max_items, int) or self.max_items < 2):
             raise ConfigError("max_items must be None or an integer >= 2")
+        half_life = self.popularity_half_life
+        if half_life is not None and (isinstance(half_life, bool) or not isinstance(half_life, (int, float))
+                                      or not half_life > 0 or math.isnan(half_life)):
+            raise ConfigError("popularity_half_life must be None or a positive number of seconds")
         if self.item_ttl is not None and not (isinstance(self.item_ttl, (int, float)) and self.item_ttl > 0):
             raise ConfigError("item_ttl must be None or a positive number of seconds")
         if not isinstance(self.seed, int):
@@ -112,4 +118,4 @@ class TrainerSettings:
         return cls(**chosen)
 
 
-_BEFORE_KNOB = {"distance_power": 0.0, "backward_weight": 1.0}  # the behaviour before these knobs existed
+_BEFORE_KNOB = {"distance_power": 0.0, "backward_weight": 1.0, "popularity_half_life": None}  # the behaviour before these knobs existed

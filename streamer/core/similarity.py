@@ -6,7 +6,11 @@ mixes first-order similarity (``in·out``: "occurs next to") with second-order s
 
 score(q, j) = dot_weight * (in[q].out[j] + out[q].in[j]) / 2   (SGNS's shifted PMI of q and j, symmetrised)
             + cosine_weight * cos(served[q], served[j])
-            + popularity_weight * log(1 + count[j])
+            + popularity_weight * log(1 + recent_count[j])
+
+``recent_count`` is the item's count with each event decayed by ``popularity_half_life`` seconds of event
+time (None: the plain cumulative count): the prior follows what is popular now, so items that arrived
+recently and are taking off (MovieLens' new releases) are not buried under the all-time favourites.
 
 With noise ∝ count**alpha the SGNS optimum has in[q].out[j] ≈ log p(j|q) - alpha·log count[j] + const,
 so ``popularity_weight`` = alpha turns the dot product back into an estimate of log p(j|q). That
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["score_candidates", "served_vectors", "top_k", "normalise_rows"]
+__all__ = ["popularity_counts", "score_candidates", "served_vectors", "top_k", "normalise_rows"]
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -32,8 +36,16 @@ def served_vectors(arrays, rows: np.ndarray) -> np.ndarray:
     return np.add(arrays.vectors_in[rows], arrays.vectors_out[rows], dtype=np.float32)
 
 
-def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settings) -> np.ndarray:
-    """Scores (len(queries), len(candidates)) as float32."""
+def popularity_counts(arrays, candidates: np.ndarray, half_life: float | None, now: float) -> np.ndarray:
+    """The prior's count of each candidate: cumulative, or decayed by ``half_life`` seconds up to ``now``."""
+    if half_life is None or not np.isfinite(now):
+        return arrays.counts[candidates].astype(np.float64)
+    age = np.maximum(now - arrays.last_seen[candidates], 0.0)
+    return arrays.recent[candidates] * np.exp2(-age / half_life)
+
+
+def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float = np.inf) -> np.ndarray:
+    """Scores (len(queries), len(candidates)) as float32; ``now`` is the event time the prior decays to."""
     scores = np.zeros((queries.size, candidates.size), np.float32)
     if settings.dot_weight:
         forward = arrays.vectors_in[queries] @ arrays.vectors_out[candidates].T
@@ -43,7 +55,8 @@ def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settin
         query_served = normalise_rows(served_vectors(arrays, queries))
         scores += np.float32(settings.cosine_weight) * (query_served @ normalise_rows(served_vectors(arrays, candidates)).T)
     if settings.popularity_weight:
-        scores += np.float32(settings.popularity_weight) * np.log1p(arrays.counts[candidates]).astype(np.float32)
+        counts = popularity_counts(arrays, candidates, settings.popularity_half_life, now)
+        scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32)
     return scores
 
 

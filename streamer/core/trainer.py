@@ -64,6 +64,7 @@ class Trainer:
             settings.max_session_length, float(settings.lateness), settings.replay_passes,
             float(settings.init_noise), bool(settings.dynamic_window), float(settings.backward_weight),
             float(settings.distance_power),
+            math.inf if settings.popularity_half_life is None else float(settings.popularity_half_life),
         )
         self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
         self._work = new_work(self._hyper) if settings.workers > 1 else None
@@ -266,7 +267,7 @@ class Trainer:
         if not known or candidates.size == 0:
             return results
         queries = np.array([query_rows[index] for index in known], np.int64)
-        scores = score_candidates(self._items.arrays, queries, candidates, self.settings)
+        scores = score_candidates(self._items.arrays, queries, candidates, self.settings, self._watermark)
         ids = self._items.ids
         for position, index in enumerate(known):
             row_scores = scores[position]

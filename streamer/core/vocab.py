@@ -2,7 +2,8 @@
 
 Rows are appended as items appear and the arrays grow by doubling (amortised O(1) per new item; the
 V x d matrices are never copied per batch). Released rows (retired, evicted, expired) go to a free
-list and are reused. Counts are cumulative over the whole stream.
+list and are reused. Counts are cumulative over the whole stream; ``recent`` is the count decayed by the
+popularity half-life, as of the item's ``last_seen`` (the ``most_similar`` prior).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["ItemArrays", "ItemTable"]
 ItemArrays = namedtuple(
     "ItemArrays",
     ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
-     "noise_weights", "noise_tree"],
+     "noise_weights", "noise_tree", "recent"],
 )
 
 
@@ -29,7 +30,7 @@ def _allocate(capacity: int, vector_size: int) -> ItemArrays:
         np.zeros(capacity, np.float32), np.zeros(capacity, np.float32),
         np.zeros(capacity, np.int64), np.zeros(capacity, np.float64),
         np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
-        np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64),
+        np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64), np.zeros(capacity, np.float64),
     )
 
 
@@ -88,6 +89,7 @@ class ItemTable:
             self._unindex(item)
         arrays.status[rows] = ITEM_FREE
         arrays.counts[rows] = 0
+        arrays.recent[rows] = 0.0
         arrays.dirty[rows] = 0
         arrays.vectors_in[rows] = 0.0
         arrays.vectors_out[rows] = 0.0

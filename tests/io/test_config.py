@@ -96,9 +96,9 @@ def test_unknown_toml_keys_are_errors(tmp_path):
 
 def test_booleans_and_optional_engine_knobs_parse():
     settings = load_settings(environ={"STREAMER_CREATE_INDEX": "yes", "STREAMER_MAX_ITEMS": "none",
-                                      "STREAMER_ITEM_TTL": "3600"})
+                                      "STREAMER_ITEM_TTL": "3600", "STREAMER_POPULARITY_HALF_LIFE": "none"})
     assert settings.create_index is True
-    assert settings.engine_knobs == {"max_items": None, "item_ttl": 3600.0}
+    assert settings.engine_knobs == {"max_items": None, "item_ttl": 3600.0, "popularity_half_life": None}
     args = _parser().parse_args(["--no-create-index", "--no-dynamic-window"])
     assert settings_from_args(args, environ={"STREAMER_CREATE_INDEX": "1"}).create_index is False
     assert settings_from_args(args, environ={}).engine_knobs == {"dynamic_window": False}
