@@ -5,7 +5,8 @@ Layout (a zip archive, readable with ``numpy.load``):
   "watermark", "next_maintenance", "item_ids" (row -> id or null), "item_free", "user_ids",
   "user_free", "attributes", "retired", "pending_retired"}``
 - ``items.<field>.npy``: vectors_in, vectors_out, AdaGrad accumulators, counts, last_seen, status,
-  dirty, noise weights and the Fenwick tree (full capacity, so a resumed run is bit-identical);
+  dirty, noise weights and the Fenwick tree, decayed counts (``recent``; absent from older files: rebuilt
+  from the counts) (full capacity, so a resumed run is bit-identical);
 - ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
 - ``replay.pairs.npy``, ``replay.counters.npy``, ``rng.npy``.
 
