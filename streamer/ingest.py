@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,8 @@ class Prepared:
     records: list
     catalog: bool
     valid: list = field(default_factory=list)
-    origins: list = field(default_factory=list)  # (message, index in its JSON array) of each valid record
+    origins: list = field(default_factory=list)  # per valid record: its message's position in ``records``,
+    # or (position, index in the message's JSON array)
     users: set = field(default_factory=set)
     result: BatchResult = field(default_factory=BatchResult)
 
@@ -81,40 +83,52 @@ class Ingestor:
         prepared = self.prepare(records, catalog)
         return self.finish(prepared, self.learn(prepared))
 
-    def prepare(self, records: list, catalog: bool = False) -> Prepared:
-        """Decode and validate; rejects go to the dead letters. Does not touch the engine."""
+    def prepare(self, records, catalog: bool = False) -> Prepared:
+        """Decode and validate; rejects go to the dead letters. Does not touch the engine.
+
+        ``records`` is a list of Kafka records or a columnar batch with a ``values`` list
+        (:class:`streamer.io.process_source.RecordBatch`); a record object is only built for the slow path."""
         prepared = Prepared(records, catalog)
         latest = self._clock() + self._max_future if self._max_future else sys.float_info.max
-        valid, origins, users, max_bytes = prepared.valid, prepared.origins, prepared.users, self._max_bytes
-        for message in records:
+        valid, origins, max_bytes = prepared.valid, prepared.origins, self._max_bytes
+        values = getattr(records, "values", None)
+        if values is None:
+            values = [message.value for message in records]
+        fast = 0
+        for position, value in enumerate(values):
             if not catalog:  # fast path: one JSON object of the common event shape
-                parsed = _fast_event(message.value, max_bytes, latest)
+                parsed = _fast_event(value, max_bytes, latest)
                 if parsed is not None:
                     valid.append(parsed)
-                    origins.append((message, None))
-                    users.add(parsed[0])
+                    origins.append(position)
+                    fast += 1
                     continue
-            try:
-                elements = decode_payload(message.value, self._max_bytes)
-            except InvalidRecord as error:
-                self._reject(message, error.reason, None, prepared.result)
-                continue
-            if not elements:
-                self._reject(message, "empty_array", None, prepared.result)
-                continue
-            value = message.value
-            indexed = len(elements) > 1 or (value[:1] != b"{" and value.lstrip()[:1] == b"[")
-            for index, element in enumerate(elements):
-                try:
-                    parsed = self._parse(element, catalog, latest)
-                except InvalidRecord as error:
-                    self._reject(message, error.reason, index if indexed else None, prepared.result)
-                    continue
-                prepared.valid.append(parsed)
-                prepared.origins.append((message, index if indexed else None))
-                if not catalog:
-                    prepared.users.add(parsed[0] if type(parsed) is tuple else parsed.user)
+            self._prepare_slowly(records[position], position, catalog, latest, prepared)
+        if not catalog:
+            prepared.users.update(map(itemgetter(0), valid) if fast == len(valid) else
+                                  (record[0] if type(record) is tuple else record.user for record in valid))
         return prepared
+
+    def _prepare_slowly(self, message, position: int, catalog: bool, latest: float, prepared: Prepared) -> None:
+        """Any message: one object or a JSON array of them; each invalid element is its own dead letter."""
+        try:
+            elements = decode_payload(message.value, self._max_bytes)
+        except InvalidRecord as error:
+            self._reject(message, error.reason, None, prepared.result)
+            return
+        if not elements:
+            self._reject(message, "empty_array", None, prepared.result)
+            return
+        value = message.value
+        indexed = len(elements) > 1 or (value[:1] != b"{" and value.lstrip()[:1] == b"[")
+        for index, element in enumerate(elements):
+            try:
+                parsed = self._parse(element, catalog, latest)
+            except InvalidRecord as error:
+                self._reject(message, error.reason, index if indexed else None, prepared.result)
+                continue
+            prepared.valid.append(parsed)
+            prepared.origins.append((position, index) if indexed else position)
 
     def learn(self, prepared: Prepared):
         """The engine step alone; returns the engine's report (None when nothing was valid)."""
@@ -134,8 +148,9 @@ class Ingestor:
         if report.rejected:
             position = {id(record): index for index, record in enumerate(prepared.valid)}
             for record, reason in report.rejected:
-                message, index = prepared.origins[position[id(record)]]
-                self._reject(message, reason, index, result)
+                origin = prepared.origins[position[id(record)]]
+                message_position, index = (origin, None) if type(origin) is int else origin
+                self._reject(prepared.records[message_position], reason, index, result)
         if prepared.catalog:
             result.catalog_updates += report.accepted
         else:
@@ -152,8 +167,11 @@ class Ingestor:
         return plain if plain is not None else parse_event(element, self._clock(), self._max_future)
 
     def _mark_changed(self, records: list, users: set[str]) -> None:
-        stamps = [message.timestamp for message in records if message.timestamp and message.timestamp > 0]
-        produced_at = min(stamps) / 1000.0 if stamps else self._clock()
+        stamps = getattr(records, "timestamps", None)
+        if stamps is None:
+            stamps = [message.timestamp for message in records]
+        produced = [stamp for stamp in stamps if stamp and stamp > 0]
+        produced_at = min(produced) / 1000.0 if produced else self._clock()
         self._sink.add_items(self.engine.take_changed(), produced_at)
         self._sink.add_retired(self.engine.take_retired())
         if users:

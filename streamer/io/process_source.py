@@ -17,6 +17,7 @@ import fcntl
 import logging
 import multiprocessing
 import time
+from collections.abc import Sequence
 from typing import Callable, NamedTuple
 
 from kafka import TopicPartition
@@ -27,7 +28,7 @@ from streamer.io.fetcher import run_fetcher
 from streamer.io.kafka_source import Offsets, lag_behind
 from streamer.logs import log_event
 
-__all__ = ["FetchedRecord", "ProcessSource"]
+__all__ = ["FetchedRecord", "ProcessSource", "RecordBatch"]
 
 logger = logging.getLogger("streamer.kafka")
 OPEN_WAIT = 5.0  # seconds ``open`` waits for the child before the caller's backoff takes over
@@ -45,6 +46,26 @@ class FetchedRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp: int
+
+
+class RecordBatch(Sequence):
+    """One partition's fetched records as columns. ``values`` and ``timestamps`` are read as lists (the
+    ingest fast path); ``batch[i]`` builds the :class:`FetchedRecord` only when one is needed (a dead letter)."""
+
+    __slots__ = ("topic", "partition", "offsets", "keys", "values", "timestamps")
+
+    def __init__(self, topic: str, partition: int, offsets: list, keys: list, values: list, timestamps: list):
+        self.topic, self.partition = topic, partition
+        self.offsets, self.keys, self.values, self.timestamps = offsets, keys, values, timestamps
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, position: int) -> FetchedRecord:
+        if isinstance(position, slice):
+            raise TypeError("RecordBatch does not slice")
+        return FetchedRecord(self.topic, self.partition, self.offsets[position], self.keys[position],
+                             self.values[position], self.timestamps[position])
 
 
 class ProcessSource:
@@ -194,10 +215,16 @@ class ProcessSource:
         first = 0 if start is None else bisect.bisect_left(offsets, start)
         if first == len(offsets):
             return None
-        make = FetchedRecord._make
-        records = [make((topic, number, offset, key, value, stamp)) for offset, key, value, stamp
-                   in zip(offsets[first:], keys[first:], values[first:], stamps[first:])]
-        return partition, records
+        if first:
+            offsets, keys, values, stamps = offsets[first:], keys[first:], values[first:], stamps[first:]
+        return partition, RecordBatch(topic, number, offsets, keys, values, stamps)
+
+    def has_waiting(self) -> bool:
+        """Fetched messages wait for the loop (a backlog: not the time for spare work)."""
+        try:
+            return bool(self._inbox) or (self._in is not None and self._in.poll(0))
+        except OSError:
+            return False
 
     def mark_learned(self, partition: TopicPartition, next_offset: int) -> None:
         self.learned[(partition.topic, partition.partition)] = next_offset

@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import orjson
+import pytest
 
 from streamer import Trainer
 from streamer.ingest import Ingestor
+from streamer.io.process_source import RecordBatch
 
 NOW = 1_700_000_000.0
 
@@ -47,7 +49,8 @@ def _ingestor(max_message_bytes: int = 200):
     return ingestor, dead, sink
 
 
-def test_valid_events_are_learned_in_order_and_invalid_ones_dead_lettered():
+@pytest.mark.parametrize("columnar", [False, True])
+def test_valid_events_are_learned_in_order_and_invalid_ones_dead_lettered(columnar):
     ingestor, dead, sink = _ingestor()
     messages = [
         _message(0, {"user": "u1", "item": "a", "ts": NOW - 10}),
@@ -59,6 +62,9 @@ def test_valid_events_are_learned_in_order_and_invalid_ones_dead_lettered():
         _message(5, None),
         _message(6, b"[]", timestamp_ms=500_000),
     ]
+    if columnar:  # what the fetch process delivers: columns, a record built only for a dead letter
+        messages = RecordBatch("events", 0, *([getattr(message, name) for message in messages]
+                                              for name in ("offset", "key", "value", "timestamp")))
     result = ingestor.process(messages)
     assert result.events == 3 and result.dead_letters == 6
     assert dead.letters == [(1, "not_json", None), (2, "missing_field:item", 1), (3, "future_ts", None),
