@@ -200,8 +200,9 @@ class _Active:
 
     def _spare_time(self, polled: int) -> bool:
         """The stream leaves spare time: (almost) no lag behind the broker, or nothing new while the lag
-        is unknown. A backlog is never spare time, even while the loop waits for the next fetched batch."""
-        if polled >= self.settings.max_poll_records:
+        is unknown. A backlog is never spare time — neither fetched batches waiting for the loop nor the
+        broker far ahead while the loop waits for the next fetched batch."""
+        if polled >= self.settings.max_poll_records or self.source.has_waiting():
             return False
         lag = self.source.lag()
         return polled == 0 if lag is None else lag < self.settings.max_poll_records

@@ -147,6 +147,10 @@ class KafkaSource:
                 batches.append((partition, records))
         return batches
 
+    def has_waiting(self) -> bool:
+        """Unknown in process: the loop's rule (a full poll, the lag) decides what is a backlog."""
+        return False
+
     def mark_learned(self, partition: TopicPartition, next_offset: int) -> None:
         self.learned[(partition.topic, partition.partition)] = next_offset
 

@@ -15,9 +15,9 @@ from tests.integration.daemon_support import DaemonThread, event_value, produce,
 KNOBS = {"seed": 3, "workers": 1, "replay_passes": 2, "replay_buffer": 1_000_000, "vector_size": 16}
 
 
-def _loop_state(lag):
+def _loop_state(lag, waiting=False):
     return SimpleNamespace(settings=load_settings(flags={"max_poll_records": 500}, environ={}),
-                           source=SimpleNamespace(lag=lambda: lag))
+                           source=SimpleNamespace(lag=lambda: lag, has_waiting=lambda: waiting))
 
 
 def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
@@ -27,6 +27,7 @@ def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
     assert not _Active._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
     assert not _Active._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
     assert not _Active._spare_time(_loop_state(20_000), 0)  # waiting for the fetcher with a backlog is not spare
+    assert not _Active._spare_time(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
 
 
 @pytest.mark.integration
