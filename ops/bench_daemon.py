@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import redis  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
@@ -29,6 +30,7 @@ from streamer.app import Daemon  # noqa: E402
 from streamer.config import load_settings  # noqa: E402
 from streamer.datasets import load_events  # noqa: E402
 from streamer.io.kafka_source import consumer_options  # noqa: E402
+from streamer.keys import Keys  # noqa: E402
 from streamer.localstack import LocalStack  # noqa: E402
 from streamer.replay import encode_event  # noqa: E402
 
@@ -96,7 +98,13 @@ def _settings(stack: LocalStack, topic: str, name: str, state: Path):
 
 
 def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> tuple[float, int]:
-    daemon = Daemon(_settings(stack, topic, "bench-throughput", state))
+    """From the first event learned until Redis holds the vectors of every event: the ``{ns}:meta`` hash
+    is written with the model version (events learned) in the same pipeline as the vectors changed up to
+    then, so ``model_version == count`` marks the end (spare-time replay after it does not count)."""
+    settings = _settings(stack, topic, "bench-throughput", state)
+    daemon = Daemon(settings)
+    client = redis.Redis.from_url(stack.redis_url)
+    meta = Keys(settings.namespace).meta
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     began = first = None
@@ -105,11 +113,13 @@ def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> tuple
         learned = active.engine.event_count if active else 0
         if learned and began is None:
             began, first = time.perf_counter(), learned
-        if learned == count and not active.sink.pending:
+        if learned == count and int(client.hget(meta, "model_version") or 0) == count:
             elapsed = time.perf_counter() - began
-            replayed = active.replayed_pairs
             break
         time.sleep(0.005)
+    time.sleep(1.0)  # let the idle daemon pay its replay debt, to report it
+    replayed = daemon.active.replayed_pairs
+    client.close()
     daemon.request_stop(watchdog=False)
     thread.join()
     return (count - first) / elapsed, replayed
@@ -163,7 +173,8 @@ def main() -> None:
     print(f"events: {args.events:,} (yoochoose, JSON, 1 partition)")
     print(f"raw kafka-python consume rate : {raw:12,.0f} events/s")
     print(f"daemon end-to-end (to Redis)  : {sustained:12,.0f} events/s")
-    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: {replayed:,}")
+    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: {replayed:,} "
+          "(paid once the backlog is learned; not in the timing)")
     print(f"ratio daemon / raw            : {sustained / raw:12.3f}   (target >= 0.9)")
     print(f"freshness at {offered:,.0f} events/s offered for {args.seconds:.0f} s: "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms   (target p99 <= 1000 ms)")
