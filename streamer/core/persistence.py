@@ -8,7 +8,7 @@ Layout (a zip archive, readable with ``numpy.load``):
   dirty, noise weights and the Fenwick tree, decayed counts (``recent``; absent from older files: rebuilt
   from the counts) (full capacity, so a resumed run is bit-identical);
 - ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
-- ``replay.pairs.npy``, ``replay.counters.npy``, ``rng.npy``.
+- ``replay.pairs.npy``, ``replay.counters.npy``, ``replay.log.npy`` (the backlog the replay debt is drawn from), ``rng.npy``.
 
 Written to a temporary file in the target directory, fsynced, renamed over the target, and the
 directory fsynced. Member CRCs (zip) catch corruption; any problem on load is a CheckpointError.
@@ -48,9 +48,11 @@ def trainer_state(trainer) -> tuple[dict, dict[str, np.ndarray]]:
         "attributes": items.attributes, "retired": sorted(items.retired),
         "pending_retired": sorted(trainer._pending_retired), "replay_debt": trainer.replay_debt,
     }
+    replay_log, meta["replay_log"] = trainer._debt.log_state()
     arrays = {f"items.{name}": value for name, value in items.arrays._asdict().items()}
     arrays.update({f"users.{name}": value for name, value in users.arrays._asdict().items()})
-    arrays.update({"replay.pairs": trainer._replay.pairs, "replay.counters": trainer._replay.counters, "rng": trainer._rng})
+    arrays.update({"replay.pairs": trainer._replay.pairs, "replay.counters": trainer._replay.counters, "rng": trainer._rng,
+                   "replay.log": replay_log})
     return meta, arrays
 
 
@@ -84,6 +86,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._next_maintenance = _float(meta["next_maintenance"])
     trainer._pending_retired = set(meta["pending_retired"])
     trainer._debt.owed = int(meta.get("replay_debt", 0))  # checkpoints written before it: nothing owed
+    if "replay.log" in arrays:  # older checkpoints: no backlog log, the debt draws from the ring buffer
+        trainer._debt.restore_log(arrays["replay.log"], meta["replay_log"])
 
 
 

@@ -16,7 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from streamer.core.learning import COUNTER_PAIRS, COUNTER_SIZE, Hyper, ReplayArrays, learn_events
+from streamer.core.learning import (COUNTER_FILL, COUNTER_NEXT, COUNTER_PAIRS, COUNTER_REPLAYED, COUNTER_SIZE, Hyper,
+                                    ReplayArrays, learn_events)
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
 from streamer.core.parallel import learn_parallel, new_work, rng_streams
 from streamer.core.replay_debt import ReplayDebt, draw_replay
@@ -68,7 +69,7 @@ class Trainer:
         )
         self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
         self._work = new_work(self._hyper) if settings.workers > 1 else None
-        self._debt = ReplayDebt(settings.replay_passes, settings.replay_buffer)
+        self._debt = ReplayDebt(settings.replay_passes, settings.replay_buffer, seed=settings.seed)
         self._deferring = False
         self._event_count = 0
         self._watermark = -_INFINITY
@@ -124,7 +125,7 @@ class Trainer:
                 if max_items is not None and self._items.live_count >= max_items:
                     self._flush(batch, report)
                     pending = 0
-                    self._pending_retired.update(evict_least_used(self._items, self._users, self._replay.pairs, max_items))
+                    self._released(evict_least_used(self._items, self._users, self._replay.pairs, max_items))
                 row = self._items.allocate(item, float(ts))
             slot = user_slots.get(user)
             if slot is None:
@@ -150,13 +151,18 @@ class Trainer:
         deferring = self._deferring and self._hyper.replay_passes > 0
         hyper = self._hyper_deferred if deferring else self._hyper
         pairs_before = int(self._replay.counters[COUNTER_PAIRS])
-        if self._work is None:
-            accepted = learn_events(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng,
-                                    *arguments)
-        else:  # several workers: serial bookkeeping, parallel (Hogwild) SGNS updates
-            learn_parallel(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng, self._work,
-                           self.settings.workers, *arguments)
-            accepted = len(slots) - int(np.count_nonzero(outcome))
+        capacity = self._replay.pairs.shape[0]
+        # Owing: cut the call so the ring buffer cannot wrap within one part; log each part's new pairs.
+        step = max(1, (capacity - 1) // self.settings.window) if deferring and capacity > self.settings.window \
+            else len(slots)
+        accepted = 0
+        for start in range(0, len(slots), step):
+            part = tuple(argument[start:start + step] for argument in arguments)
+            written = int(self._replay.counters[COUNTER_NEXT])
+            accepted += self._learn_part(hyper, part)
+            if deferring and capacity:
+                fresh = (int(self._replay.counters[COUNTER_NEXT]) - written) % capacity
+                self._debt.record(self._replay.pairs[(written + np.arange(fresh)) % capacity])
         if deferring:
             self._debt.accrue(int(self._replay.counters[COUNTER_PAIRS]) - pairs_before)
         if accepted < len(slots):
@@ -165,6 +171,23 @@ class Trainer:
         self._event_count += int(accepted)
         for part in batch:
             part.clear()
+
+    def _released(self, ids) -> None:
+        """Items retired, evicted or expired: reported by take_retired; their rows may be reused, so the
+        replay backlog log (which holds rows) is dropped (the rest of the debt draws from the ring buffer)."""
+        if ids:
+            self._pending_retired.update(ids)
+            self._debt.clear_log()
+
+    def _learn_part(self, hyper, arguments: tuple) -> int:
+        """One compiled call over ``(user slots, item rows, timestamps, outcome)``; returns events accepted."""
+        if self._work is None:
+            return int(learn_events(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng,
+                                    *arguments))
+        # several workers: serial bookkeeping, parallel (Hogwild) SGNS updates
+        learn_parallel(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng, self._work,
+                       self.settings.workers, *arguments)
+        return len(arguments[0]) - int(np.count_nonzero(arguments[3]))
 
     def _maintenance_interval(self) -> float:
         settings = self.settings
@@ -178,8 +201,7 @@ class Trainer:
         settings = self.settings
         self._users.sweep(watermark - settings.session_gap - settings.lateness)
         if settings.item_ttl is not None:
-            expired = expire_stale(self._items, self._users, self._replay.pairs, watermark - settings.item_ttl)
-            self._pending_retired.update(expired)
+            self._released(expire_stale(self._items, self._users, self._replay.pairs, watermark - settings.item_ttl))
         self._next_maintenance = watermark + self._maintenance_interval()
 
     @property
@@ -196,8 +218,19 @@ class Trainer:
         """Spare-time hook: draw ``max_pairs`` pairs (default: the whole :attr:`replay_debt`) from the replay buffer
         and train them; the draws pay the debt. Returns the pairs trained (breaks A+B == A,B equality)."""
         settings = self.settings
-        return draw_replay(self._items.arrays, self._replay, self._hyper, self._rng, self._work, settings.workers,
-                           settings.vector_size, settings.negative, self._debt.pay(max_pairs))
+        draws, logged = self._debt.pay(max_pairs), self._debt.log()
+        source = self._replay
+        if logged is not None:  # the pairs of the backlog the debt was run up on (uniform draws over all of it)
+            counters = np.zeros(COUNTER_SIZE, np.int64)
+            counters[COUNTER_FILL] = len(logged)
+            source = ReplayArrays(logged, counters)
+        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, self._work, settings.workers,
+                              settings.vector_size, settings.negative, draws)
+        if logged is not None:
+            self._replay.counters[COUNTER_REPLAYED] += source.counters[COUNTER_REPLAYED]
+        if not self._debt.owed:
+            self._debt.clear_log()
+        return trained
 
     def catalog(self, updates: Iterable[Any]) -> LearnReport:
         """Apply catalog upserts (create/re-attribute items) and retirements; invalid ones are returned."""
@@ -215,11 +248,11 @@ class Trainer:
                 if row is not None:
                     release_rows(items, self._users, self._replay.pairs, np.array([row]))
                 items.retired.add(update.item)
-                self._pending_retired.add(update.item)
+                self._released({update.item})
             else:
                 max_items = self.settings.max_items
                 if update.item not in items.rows and max_items is not None and items.live_count >= max_items:
-                    self._pending_retired.update(evict_least_used(items, self._users, self._replay.pairs, max_items))
+                    self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
                 upsert_item(items, update.item, update.attrs, ts, self.settings, self._rng)
             report.accepted += 1
         return report

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from streamer import Trainer
+from streamer.core.replay_debt import LOG_FACTOR
 from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
 from tests.core.synthetic import clustered_events
 
@@ -33,10 +34,25 @@ def test_deferred_learn_accrues_the_inline_draws_as_debt_and_skips_their_trainin
     assert np.array_equal(deferred.vectors()[1], without.vectors()[1])  # exactly one pass, same random draws
 
 
-def test_debt_is_capped_at_passes_times_buffer():
-    trainer = Trainer(**KNOBS)
+def test_debt_is_capped_at_passes_per_pair_the_backlog_log_can_hold():
+    trainer = Trainer(**{**KNOBS, "replay_buffer": 10})
     trainer.learn(clustered_events(sessions=400), replay=False)
-    assert trainer.replay_debt == trainer.replay_debt_limit == KNOBS["replay_passes"] * KNOBS["replay_buffer"]
+    assert trainer.replay_debt == trainer.replay_debt_limit == KNOBS["replay_passes"] * LOG_FACTOR * 10
+    assert len(trainer._debt.log()) == LOG_FACTOR * 10  # a full reservoir sample of the backlog
+
+
+def test_a_backlog_longer_than_the_buffer_is_replayed_whole_not_only_its_last_buffer():
+    events = clustered_events(sessions=200)
+    trainer = Trainer(**{**KNOBS, "replay_buffer": 50})
+    trainer.learn(events, replay=False)
+    logged = trainer._debt.log()
+    assert len(logged) > 10 * 50  # far more than the ring buffer holds
+    first_session_rows = {trainer._items.rows[item] for _, item, _ in events[:5]}
+    assert first_session_rows & set(logged.ravel().tolist())  # the start of the backlog is still there
+    owed = trainer.replay_debt
+    assert trainer.replay() > 0 and trainer.replay_debt == 0
+    assert trainer._debt.log() is None  # paid: the log is dropped
+    assert owed > 0
 
 
 def test_replay_pays_the_debt_in_parts_and_trains():
