@@ -82,7 +82,7 @@ class Trainer:
         """Learn events in order; invalid ones are skipped and returned in ``report.rejected``, never raised.
 
         ``replay=False`` skips the inline replay (``replay_passes`` draws per pair learned) and owes it
-        instead: :attr:`replay_debt` grows by those draws (at most ``replay_passes * replay_buffer``) and
+        instead: :attr:`replay_debt` grows by those draws (at most :attr:`replay_debt_limit`) and
         :meth:`replay` pays it later, e.g. when a stream leaves spare time."""
         report = LearnReport()
         self._deferring = not replay
@@ -211,7 +211,7 @@ class Trainer:
 
     @property
     def replay_debt_limit(self) -> int:
-        """The most debt kept: ``replay_passes * replay_buffer`` (older debt would replay the same buffer)."""
+        """The most debt kept: ``replay_passes`` draws per pair the backlog log holds (``LOG_FACTOR * replay_buffer``)."""
         return self._debt.limit
 
     def replay(self, max_pairs: int | None = None) -> int:
