@@ -211,7 +211,8 @@ class Trainer:
 
     @property
     def replay_debt_limit(self) -> int:
-        """The most debt kept: ``replay_passes`` draws per pair the backlog log holds (``LOG_FACTOR * replay_buffer``)."""
+        """The most debt kept: ``replay_passes`` draws per pair the backlog log holds
+        (``LOG_FACTOR * replay_buffer`` pairs)."""
         return self._debt.limit
 
     def replay(self, max_pairs: int | None = None) -> int:
