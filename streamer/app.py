@@ -199,13 +199,14 @@ class _Active:
                 self.status.report(now)
 
     def _spare_time(self, polled: int) -> bool:
-        """The stream leaves spare time: (almost) no lag behind the broker, or nothing new while the lag
-        is unknown. A backlog is never spare time — neither fetched batches waiting for the loop nor the
-        broker far ahead while the loop waits for the next fetched batch."""
+        """The loop has spare time: nothing was fetched for it (it would wait for the fetcher), or a short
+        batch with (almost) no lag behind the broker. Fetched batches waiting for the loop never are:
+        a backlog in hand goes first. Replay in the gaps of a backlog keeps a burst's replay close to
+        the in-process (inline) one; it runs in slices of ``replay_slice`` seconds."""
         if polled >= self.settings.max_poll_records or self.source.has_waiting():
             return False
         lag = self.source.lag()
-        return polled == 0 if lag is None else lag < self.settings.max_poll_records
+        return polled == 0 or (lag is not None and lag < self.settings.max_poll_records)
 
     def _replay_owed(self) -> None:
         """Pay the engine's replay debt in small chunks for at most ``replay_slice`` seconds."""

@@ -23,11 +23,12 @@ def _loop_state(lag, waiting=False):
 def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
     assert _Active._spare_time(_loop_state(None), 0)
     assert _Active._spare_time(_loop_state(3), 40)
+    assert _Active._spare_time(_loop_state(20_000), 0)  # far behind, but nothing fetched: the loop would wait
     assert not _Active._spare_time(_loop_state(0), 500)  # a full poll: the backlog goes first
     assert not _Active._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
     assert not _Active._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
-    assert not _Active._spare_time(_loop_state(20_000), 0)  # waiting for the fetcher with a backlog is not spare
     assert not _Active._spare_time(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
+    assert not _Active._spare_time(_loop_state(None, waiting=True), 0)
 
 
 @pytest.mark.integration
