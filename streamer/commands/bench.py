@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from streamer.commands import comma_choices
 from streamer.errors import StreamerError
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -25,11 +26,7 @@ DESCRIPTION = (
 def _sections(text: str) -> list[str]:
     from streamer.benchmarks.report import SECTIONS
 
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SECTIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
-    return list(dict.fromkeys(names))
+    return comma_choices(text, SECTIONS, "section")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

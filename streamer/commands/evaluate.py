@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streamer.commands import comma_choices
 from streamer.datasets import load_events
 from streamer.errors import StreamerError
 
@@ -50,11 +51,7 @@ def build_model(name: str, seed: int):
 
 
 def _model_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODEL_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown model(s) {unknown}; known: {', '.join(MODEL_NAMES)}")
-    return list(dict.fromkeys(names))
+    return comma_choices(text, MODEL_NAMES, "model")
 
 
 def _positive(text: str) -> int:
