@@ -187,16 +187,20 @@ class ServedPath:
         return sorted(found, key=lambda item: (self.first_seen.get(item, late), item))
 
 
-class ServedCosineModel:
-    """``streamer-cosine@kafka``: cosine ranking over every vector read back from Redis."""
-
-    name = "streamer-cosine@kafka"
+class _ServedModel:
+    """A protocol model reading one :class:`ServedPath`; learning goes through the path's daemon."""
 
     def __init__(self, path: ServedPath):
         self.path = path
 
     def learn(self, events: list[Event]) -> None:
         self.path.learn(events)
+
+
+class ServedCosineModel(_ServedModel):
+    """``streamer-cosine@kafka``: cosine ranking over every vector read back from Redis."""
+
+    name = "streamer-cosine@kafka"
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
         import numpy as np
@@ -209,16 +213,10 @@ class ServedCosineModel:
         return rank_by_cosine([item for item, _ in kept], np.stack([vector for _, vector in kept]), query_items, k)
 
 
-class ServedNeighboursModel:
+class ServedNeighboursModel(_ServedModel):
     """``streamer@kafka``: the published neighbour lists; a query item without a vector is a miss."""
 
     name = "streamer@kafka"
-
-    def __init__(self, path: ServedPath):
-        self.path = path
-
-    def learn(self, events: list[Event]) -> None:
-        self.path.learn(events)
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
         lookup = self.path.lookup
