@@ -85,8 +85,8 @@ class Settings:
     user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
     # Spare-time work
     replay_mode: str = _option("spare", "when the engine replays recent pairs (replay_passes): 'spare' = one pass "
-                               "under load, the owed replay (at most replay_passes*replay_buffer draws) paid when "
-                               "the stream leaves spare time; 'inline' = during learning, as in-process learn()",
+                               "under load, the owed replay (drawn from the pairs learned meanwhile) paid when "
+                               "the loop has spare time; 'inline' = during learning, as in-process learn()",
                                choices=("spare", "inline"))
     replay_slice: float = _option(0.02, "most seconds of owed replay per spare turn of the loop (replay_mode=spare)")
     # Durability
