@@ -22,7 +22,7 @@ import numpy as np
 
 from streamer.core.noise import noise_weight, set_weight
 from streamer.core.random import next_below, next_unit
-from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring
+from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
 from streamer.core.sgns import ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, train_pair
 
 __all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
@@ -59,9 +59,10 @@ def _draw(items, negatives, rng, slot, work):
     return block
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _pair(items, later, earlier, negatives, learning_rate, gradient, work, block, weight, backward_weight):
-    """Train a pair both directions now, or record it (with its negatives' block and weights).
+    """Train a pair both directions now, or record it (with its negatives' block and weights). Compiled with
+    fastmath because ``train_pair`` is inlined here.
 
     ``earlier`` -> ``later`` (the earlier item's input predicts the later item's output, the direction a
     next-item query asks) weighs ``weight``; ``later`` -> ``earlier`` weighs ``weight * backward_weight``."""
@@ -122,10 +123,11 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives,
     if fill == 0:
         return 0
     done = 0
+    pairs, status = replay.pairs, items.status
     for _ in range(how_many):
         position = next_below(rng, slot, fill)
-        first, second = replay.pairs[position, 0], replay.pairs[position, 1]
-        if first < 0 or second < 0 or items.status[first] != ITEM_LIVE or items.status[second] != ITEM_LIVE:
+        first, second = pairs[position, 0], pairs[position, 1]
+        if first < 0 or second < 0 or status[first] != ITEM_LIVE or status[second] != ITEM_LIVE:
             continue
         block = _draw(items, negatives, rng, slot, work)
         _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block, 1.0, hyper.backward_weight)
@@ -138,20 +140,21 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives,
 def _count(items, replay, row, ts, alpha, half_life):
     """Count an event of ``row``: cumulative count (noise distribution), count decayed by ``half_life`` seconds
     of event time (``recent``, as of ``last_seen``; inf = no decay), last seen time."""
-    items.counts[row] += 1
+    counts, last_seen, recent = items.counts, items.last_seen, items.recent
+    counts[row] += 1
     replay.counters[COUNTER_TOTAL] += 1
-    if ts > items.last_seen[row]:
-        items.recent[row] *= 0.5 ** ((ts - items.last_seen[row]) / half_life)
-        items.last_seen[row] = ts
-    items.recent[row] += 1.0
-    set_weight(items.noise_tree, items.noise_weights, row, noise_weight(items.counts[row], alpha))
+    if ts > last_seen[row]:
+        recent[row] *= 0.5 ** ((ts - last_seen[row]) / half_life)
+        last_seen[row] = ts
+    recent[row] += 1.0
+    set_weight(items.noise_tree, items.noise_weights, row, noise_weight(counts[row], alpha))
 
 
 @numba.njit(cache=True, nogil=True)
 def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, negatives, work):
     """Pair ``row`` with up to ``window`` previous items of the open session, both directions, each pair
     weighted by its distance (``distance_power``) and direction (``backward_weight``)."""
-    ring = users.ring[user]
+    ring, status = users.ring, items.status  # arrays taken out once (each access costs a reference count)
     reach = users.ring_size[user]
     if hyper.dynamic_window and hyper.window > 1:
         reach = min(reach, 1 + next_below(rng, slot, hyper.window))
@@ -159,8 +162,8 @@ def _train_window(items, users, replay, hyper, user, row, rng, slot, gradient, n
     drawn = False
     block = 0
     for position in range(reach):
-        other = ring[position]
-        if other < 0 or other == row or items.status[other] != ITEM_LIVE:
+        other = ring[user, position]
+        if other < 0 or other == row or status[other] != ITEM_LIVE:
             continue
         if not drawn:
             block = _draw(items, negatives, rng, slot, work)
@@ -197,21 +200,26 @@ def _learn_event(items, users, replay, hyper, rng, user, row, ts, gradient, nega
 
 
 @numba.njit(cache=True, nogil=True)
-def learn_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome):
-    """Learn (and train) events in order; ``outcome[e]`` is EVENT_ACCEPTED or EVENT_LATE. Returns accepted count."""
+def learn_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome, sweep_at, sweep_before):
+    """Learn (and train) events in order; ``outcome[e]`` is EVENT_ACCEPTED or EVENT_LATE. Before event
+    ``sweep_at[i]`` (or after the last event, for larger indices) the idle users' sessions older than
+    ``sweep_before[i]`` are swept (event-time housekeeping, see ``sessions.sweep_users``). Returns accepted count."""
     gradient = np.zeros(items.vectors_in.shape[1], np.float32)
     negatives = np.empty(hyper.negative, np.int64)
-    accepted = 0
+    accepted, swept = 0, 0
     for event in range(user_slots.shape[0]):
+        swept = sweeps_due(users, sweep_at, sweep_before, swept, event)
         outcome[event] = _learn_event(items, users, replay, hyper, rng, user_slots[event], item_rows[event],
                                       timestamps[event], gradient, negatives, None)
         if outcome[event] == EVENT_ACCEPTED:
             accepted += 1
+    sweeps_due(users, sweep_at, sweep_before, swept, np.iinfo(np.int64).max)
     return accepted
 
 
 @numba.njit(cache=True, nogil=True)
-def record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome, start, work):
+def record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome, sweep_at, sweep_before,
+                  start, work):
     """Like ``learn_events`` from event ``start``, but record the pairs into ``work`` (emptied first) instead of
     training them; stops before an event that might not fit. Returns the index of the next event to record."""
     work.counters[:] = 0
@@ -220,9 +228,13 @@ def record_events(items, users, replay, hyper, rng, user_slots, item_rows, times
     block_room = work.negatives.shape[0] - (1 + hyper.window * hyper.replay_passes)
     gradient = np.zeros(0, np.float32)
     negatives = np.empty(0, np.int64)
+    swept = np.searchsorted(sweep_at, start)  # the sweeps before ``start`` ran in earlier calls
     event = start
     while event < user_slots.shape[0] and work.counters[WORK_PAIRS] <= pair_room and work.counters[WORK_BLOCKS] <= block_room:
+        swept = sweeps_due(users, sweep_at, sweep_before, swept, event)
         outcome[event] = _learn_event(items, users, replay, hyper, rng, user_slots[event], item_rows[event],
                                       timestamps[event], gradient, negatives, work)
         event += 1
+    if event == user_slots.shape[0]:
+        sweeps_due(users, sweep_at, sweep_before, swept, np.iinfo(np.int64).max)
     return event

@@ -71,7 +71,7 @@ def draw_work(items, work, rng, chunks):
     return blocks
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)  # fastmath: train_pair is inlined here
 def apply_work(items, work, learning_rate, chunks):
     """Train every recorded pair, both directions with its weights, in ``chunks`` contiguous slices run in parallel."""
     count = work.counters[WORK_PAIRS]
@@ -86,13 +86,14 @@ def apply_work(items, work, learning_rate, chunks):
     return count
 
 
-def learn_parallel(items, users, replay, hyper, rng, work, chunks, user_slots, item_rows, timestamps, outcome) -> None:
+def learn_parallel(items, users, replay, hyper, rng, work, chunks, user_slots, item_rows, timestamps, outcome, sweep_at,
+                   sweep_before) -> None:
     """``learn_events`` for several workers: record a block serially, train it in parallel, repeat."""
     use_threads(chunks)
     position, total = 0, user_slots.shape[0]
     while position < total:
         position = record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome,
-                                 position, work)
+                                 sweep_at, sweep_before, position, work)
         draw_work(items, work, rng, chunks)
         apply_work(items, work, hyper.learning_rate, chunks)
 

@@ -13,25 +13,29 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-__all__ = ["UserArrays", "UserTable", "push_ring", "open_session", "session_weights"]
+__all__ = ["UserArrays", "UserTable", "push_ring", "open_session", "session_weights", "sweep_users", "sweeps_due"]
 
 UserArrays = namedtuple("UserArrays", ["last_ts", "length", "ring", "ring_size"])
 
 EVENT_ACCEPTED = 0
 EVENT_LATE = 1
+FREE = -1  # ``length`` of a free slot
+SWEPT = -2  # ``length`` of a slot closed by a sweep in compiled code, freed by ``collect_swept`` afterwards
 
 
 @numba.njit(cache=True, nogil=True)
 def open_session(users, user, ts, session_gap, max_session_length, lateness):
     """Advance ``user`` to an event at ``ts``; returns EVENT_LATE or EVENT_ACCEPTED (ring reset on a new session)."""
-    length = users.length[user]
+    length = users.length[user]  # 0: new slot, SWEPT: idle, closed by a sweep (a new session either way)
     last = users.last_ts[user]
     if length > 0 and ts < last - lateness:
         return EVENT_LATE
-    if length == 0 or ts - last > session_gap or length >= max_session_length:
+    if length <= 0 or ts - last > session_gap or length >= max_session_length:
         users.length[user] = 0
         users.ring_size[user] = 0
-        users.ring[user, :] = -1
+        ring = users.ring
+        for position in range(ring.shape[1]):
+            ring[user, position] = -1
         users.last_ts[user] = ts
     elif ts > last:
         users.last_ts[user] = ts
@@ -40,13 +44,33 @@ def open_session(users, user, ts, session_gap, max_session_length, lateness):
 
 
 @numba.njit(cache=True, nogil=True)
+def sweep_users(users, before_ts):
+    """Mark the slots of users whose latest event is older than ``before_ts`` as SWEPT (their sessions are
+    over); :meth:`UserTable.collect_swept` frees the ones still swept at the end of the compiled call."""
+    length, last = users.length, users.last_ts
+    for slot in range(length.shape[0]):
+        if length[slot] >= 0 and last[slot] < before_ts:
+            length[slot] = SWEPT
+
+
+@numba.njit(cache=True, nogil=True)
+def sweeps_due(users, sweep_at, sweep_before, done, event):
+    """Run the sweeps scheduled before ``event`` (``sweep_at`` ascending) from number ``done`` on; returns
+    how many are done."""
+    while done < sweep_at.shape[0] and sweep_at[done] <= event:
+        sweep_users(users, sweep_before[done])
+        done += 1
+    return done
+
+
+@numba.njit(cache=True, nogil=True)
 def push_ring(users, user, row):
     """Put ``row`` at the front of the user's ring (most recent first)."""
-    ring = users.ring[user]
-    for position in range(ring.shape[0] - 1, 0, -1):
-        ring[position] = ring[position - 1]
-    ring[0] = row
-    if users.ring_size[user] < ring.shape[0]:
+    ring = users.ring
+    for position in range(ring.shape[1] - 1, 0, -1):
+        ring[user, position] = ring[user, position - 1]
+    ring[user, 0] = row
+    if users.ring_size[user] < ring.shape[1]:
         users.ring_size[user] += 1
 
 
@@ -92,6 +116,15 @@ class UserTable:
         self.slots[user] = slot
         return slot
 
+    def slots_for(self, users: list[str]) -> np.ndarray:
+        """The slots of ``users`` (allocated in order of first appearance where needed), as int32."""
+        get = self.slots.get
+        found = [get(user) for user in users]
+        if None in found:
+            slot = self.slot
+            found = [known if known is not None else slot(user) for known, user in zip(found, users)]
+        return np.array(found, np.int32)
+
     def _grow(self) -> None:
         old = self.arrays
         new = self._allocate(2 * old.last_ts.shape[0])
@@ -101,15 +134,19 @@ class UserTable:
 
     def sweep(self, before_ts: float) -> int:
         """Free the slots of users whose latest event is older than ``before_ts``; returns how many."""
+        sweep_users(self.arrays, before_ts)
+        return self.collect_swept()
+
+    def collect_swept(self) -> int:
+        """Free the slots a compiled sweep marked SWEPT and no later event reopened; returns how many."""
         count = len(self.ids)
-        arrays = self.arrays
-        stale = np.flatnonzero((arrays.length[:count] >= 0) & (arrays.last_ts[:count] < before_ts))
-        for slot in stale.tolist():
+        swept = np.flatnonzero(self.arrays.length[:count] == SWEPT)
+        for slot in swept.tolist():
             del self.slots[self.ids[slot]]
             self.ids[slot] = None
             self.free.append(slot)
-        arrays.length[stale] = -1
-        return int(stale.size)
+        self.arrays.length[swept] = FREE
+        return int(swept.size)
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Remove released item rows from every ring (their slots may be reused by other items)."""

@@ -40,10 +40,12 @@ def _sigmoid(score):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _dot(left, right):
+def _dot(left, left_row, right, right_row):
+    """Dot product of ``left[left_row]`` and ``right[right_row]``, indexed in place: a row view would cost an
+    atomic reference count increment and decrement (numba's NRT) per use in the innermost loop."""
     total = np.float32(0.0)
-    for index in range(left.shape[0]):
-        total += left[index] * right[index]
+    for index in range(left.shape[1]):
+        total += left[left_row, index] * right[right_row, index]
     return total
 
 
@@ -54,20 +56,23 @@ def draw_negatives(items, negatives, rng, slot):
     One draw serves every pair of an event (shared negatives, as in batched word2vec variants): the
     O(log V) Fenwick descent is paid once per event instead of once per pair.
     """
+    tree, weights = items.noise_tree, items.noise_weights
     for position in range(negatives.shape[0]):
-        negatives[position] = fenwick_sample(items.noise_tree, items.noise_weights, rng, slot)
+        negatives[position] = fenwick_sample(tree, weights, rng, slot)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
 def train_pair(items, source, target, negatives, learning_rate, gradient, weight=1.0):
     """One SGNS update: input row ``source`` predicts output row ``target`` against the ``negatives`` rows
     (a drawn row equal to ``target`` or -1 is skipped), the pair's loss scaled by ``weight``. ``gradient`` is
-    a float32 scratch vector."""
-    vectors_in, vectors_out = items.vectors_in, items.vectors_out
+    a float32 scratch vector. Inlined (numba IR) into its callers, which must be compiled with fastmath too: a
+    call would cost an atomic reference count increment and decrement per array argument, twice per pair."""
+    vectors_in, vectors_out, accum_in, accum_out, dirty = (items.vectors_in, items.vectors_out, items.accum_in,
+                                                           items.accum_out, items.dirty)
     size = vectors_in.shape[1]
-    hidden = vectors_in[source]
-    squared_hidden = _dot(hidden, hidden) / size
-    gradient[:] = 0.0
+    squared_hidden = _dot(vectors_in, source, vectors_in, source) / size
+    for index in range(size):
+        gradient[index] = 0.0
     for draw in range(negatives.shape[0] + 1):
         if draw == 0:
             row, label = target, np.float32(1.0)
@@ -76,19 +81,21 @@ def train_pair(items, source, target, negatives, learning_rate, gradient, weight
             if row < 0 or row == target:
                 continue
             label = np.float32(0.0)
-        output = vectors_out[row]
-        error = (label - _sigmoid(_dot(hidden, output))) * np.float32(weight)
-        items.accum_out[row] += error * error * squared_hidden
-        step = np.float32(learning_rate / math.sqrt(items.accum_out[row])) * error
+        error = (label - _sigmoid(_dot(vectors_in, source, vectors_out, row))) * np.float32(weight)
+        accum_out[row] += error * error * squared_hidden
+        step = np.float32(learning_rate / math.sqrt(accum_out[row])) * error
         for index in range(size):
-            gradient[index] += error * output[index]
-            output[index] += step * hidden[index]
-        items.dirty[row] = 1  # the served vector is input + output
-    items.accum_in[source] += _dot(gradient, gradient) / size
-    step = np.float32(learning_rate / math.sqrt(items.accum_in[source]))
+            gradient[index] += error * vectors_out[row, index]
+            vectors_out[row, index] += step * vectors_in[source, index]
+        dirty[row] = 1  # the served vector is input + output
+    squared_gradient = np.float32(0.0)
     for index in range(size):
-        hidden[index] += step * gradient[index]
-    items.dirty[source] = 1
+        squared_gradient += gradient[index] * gradient[index]
+    accum_in[source] += squared_gradient / size
+    step = np.float32(learning_rate / math.sqrt(accum_in[source]))
+    for index in range(size):
+        vectors_in[source, index] += step * gradient[index]
+    dirty[source] = 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

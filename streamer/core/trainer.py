@@ -19,6 +19,7 @@ import numpy as np
 from streamer.core.learning import (COUNTER_FILL, COUNTER_NEXT, COUNTER_PAIRS, COUNTER_REPLAYED, COUNTER_SIZE, Hyper,
                                     ReplayArrays, learn_events)
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
+from streamer.core.overlap import Overlap
 from streamer.core.parallel import learn_parallel, new_work, rng_streams
 from streamer.core.replay_debt import ReplayDebt, draw_replay
 from streamer.core.random import new_state
@@ -75,6 +76,7 @@ class Trainer:
         self._watermark = -_INFINITY
         self._next_maintenance = -_INFINITY
         self._pending_retired: set[str] = set()
+        self._overlap = Overlap()
 
     # ---- learning -------------------------------------------------------------------------------------
 
@@ -83,13 +85,27 @@ class Trainer:
 
         ``replay=False`` skips the inline replay (``replay_passes`` draws per pair learned) and owes it
         instead: :attr:`replay_debt` grows by those draws (at most :attr:`replay_debt_limit`) and
-        :meth:`replay` pays it later, e.g. when a stream leaves spare time."""
+        :meth:`replay` pays it later, e.g. when a stream leaves spare time.
+
+        Each full batch (``batch_size`` events, or the events up to a maintenance point) is trained on a
+        background thread while the next one is prepared (:mod:`streamer.core.overlap`); the last one runs
+        in the caller's thread, and nothing is in flight when ``learn`` returns."""
         report = LearnReport()
         self._deferring = not replay
-        batch: tuple[list, list, list, list] = ([], [], [], [])
-        add_slot, add_row, add_ts, add_record = (part.append for part in batch)
-        user_slots, item_rows, retired = self._users.slots, self._items.rows, self._items.retired
-        limit, max_items = self.settings.batch_size, self.settings.max_items
+        try:
+            self._learn_records(events, report)
+        finally:
+            self._overlap.settle()
+            self._deferring = False
+        return report
+
+    def _learn_records(self, events: Iterable[Any], report: LearnReport) -> None:
+        # a batch: user ids, item rows, timestamps, records, and the user sweeps due within it
+        batch: tuple[list, list, list, list, list] = ([], [], [], [], [])
+        add_user, add_row, add_ts, add_record, add_sweep = (part.append for part in batch)
+        item_rows, retired, items = self._items.rows, self._items.retired, self._items
+        settings = self.settings
+        limit, max_items, expiring = settings.batch_size, settings.max_items, settings.item_ttl is not None
         watermark, next_maintenance, pending = self._watermark, self._next_maintenance, 0
         for record in events:
             try:
@@ -112,25 +128,28 @@ class Trainer:
                     continue
                 user, item, ts = event.user, event.item, event.ts
             if ts > watermark:
-                if ts >= next_maintenance:
-                    self._flush(batch, report)
-                    self._maintain(ts)
-                    next_maintenance, pending = self._next_maintenance, 0
+                if ts >= next_maintenance:  # event-time housekeeping before this event
+                    if expiring:  # expiry releases rows: learn what came before, then expire at once
+                        self._flush(batch, report, wait=True)
+                        pending = 0
+                        self._maintain(ts)
+                    else:  # only user sweeps: done by the compiled call, at this point of the batch
+                        add_sweep((len(batch[0]), ts - settings.session_gap - settings.lateness))
+                    next_maintenance = self._next_maintenance = ts + self._maintenance_interval()
                 watermark = self._watermark = ts
             row = item_rows.get(item)
             if row is None:
                 if item in retired:
                     report.rejected.append((record, "retired_item"))
                     continue
-                if max_items is not None and self._items.live_count >= max_items:
-                    self._flush(batch, report)
+                if max_items is not None and items.live_count >= max_items:
+                    self._flush(batch, report, wait=True)
                     pending = 0
-                    self._released(evict_least_used(self._items, self._users, self._replay.pairs, max_items))
-                row = self._items.allocate(item, float(ts))
-            slot = user_slots.get(user)
-            if slot is None:
-                slot = self._users.slot(user)
-            add_slot(slot)
+                    self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
+                if items.full:
+                    self._overlap.settle()  # the arrays are about to be copied into larger ones
+                row = items.allocate(item, float(ts))
+            add_user(user)
             add_row(row)
             add_ts(ts)
             add_record(record)
@@ -138,26 +157,59 @@ class Trainer:
             if pending >= limit:
                 self._flush(batch, report)
                 pending = 0
-        self._flush(batch, report)
-        self._deferring = False
-        return report
+        self._flush(batch, report, wait=True)
 
-    def _flush(self, batch: tuple[list, list, list, list], report: LearnReport) -> None:
-        slots, rows, stamps, records = batch
-        if not slots:
+    def _flush(self, batch: tuple[list, list, list, list, list], report: LearnReport, wait: bool = False) -> None:
+        """Train the batch on the background thread (in this thread with ``wait``, and settled on return).
+        User ids become slots here, once the previous batch and its sweeps have settled."""
+        users, rows, stamps, records, sweeps = batch
+        self._overlap.settle()
+        if not users:
+            for _, before_ts in sweeps:
+                self._users.sweep(before_ts)
+            sweeps.clear()
             return
-        outcome = np.zeros(len(slots), np.int8)
-        arguments = (np.array(slots, np.int32), np.array(rows, np.int32), np.array(stamps, np.float64), outcome)
+        sweep_at = np.array([at for at, _ in sweeps], np.int64)
+        sweep_before = np.array([before_ts for _, before_ts in sweeps], np.float64)
+        outcome = np.zeros(len(users), np.int8)
+        arguments = (self._users.slots_for(users), np.array(rows, np.int32), np.array(stamps, np.float64), outcome)
+        records = records.copy()
+        for part in batch:
+            part.clear()
+
+        def finish(accepted: int) -> None:
+            if accepted < len(outcome):
+                report.rejected.extend((records[index], "late")
+                                       for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
+            report.accepted += accepted
+            self._event_count += accepted
+
+        def work() -> int:
+            accepted = self._learn_batch(arguments, sweep_at, sweep_before)
+            self._users.collect_swept()
+            return accepted
+
+        if wait:
+            finish(work())
+        else:
+            self._overlap.start(work, finish)
+
+    def _learn_batch(self, arguments: tuple, sweep_at: np.ndarray, sweep_before: np.ndarray) -> int:
+        """The compiled calls over one batch; owing replay, also the debt and the backlog log. Events accepted."""
         deferring = self._deferring and self._hyper.replay_passes > 0
         hyper = self._hyper_deferred if deferring else self._hyper
         pairs_before = int(self._replay.counters[COUNTER_PAIRS])
         capacity = self._replay.pairs.shape[0]
         # Owing: cut the call so the ring buffer cannot wrap within one part; log each part's new pairs.
+        size = len(arguments[0])
         step = max(1, (capacity - 1) // self.settings.window) if deferring and capacity > self.settings.window \
-            else len(slots)
+            else size
         accepted = 0
-        for start in range(0, len(slots), step):
+        for start in range(0, size, step):
             part = tuple(argument[start:start + step] for argument in arguments)
+            last = start + step >= size  # sweeps due after the last event run with the last part
+            due = (sweep_at >= start) & ((sweep_at < start + step) | last)
+            part += (sweep_at[due] - start, sweep_before[due])
             written = int(self._replay.counters[COUNTER_NEXT])
             accepted += self._learn_part(hyper, part)
             if deferring and capacity:
@@ -165,12 +217,7 @@ class Trainer:
                 self._debt.record(self._replay.pairs[(written + np.arange(fresh)) % capacity])
         if deferring:
             self._debt.accrue(int(self._replay.counters[COUNTER_PAIRS]) - pairs_before)
-        if accepted < len(slots):
-            report.rejected.extend((records[index], "late") for index in np.flatnonzero(outcome == EVENT_LATE).tolist())
-        report.accepted += int(accepted)
-        self._event_count += int(accepted)
-        for part in batch:
-            part.clear()
+        return int(accepted)
 
     def _released(self, ids) -> None:
         """Items retired, evicted or expired: reported by take_retired; their rows may be reused, so the
@@ -180,7 +227,8 @@ class Trainer:
             self._debt.clear_log()
 
     def _learn_part(self, hyper, arguments: tuple) -> int:
-        """One compiled call over ``(user slots, item rows, timestamps, outcome)``; returns events accepted."""
+        """One compiled call over ``(user slots, item rows, timestamps, outcome, sweep_at, sweep_before)``;
+        returns events accepted."""
         if self._work is None:
             return int(learn_events(self._items.arrays, self._users.arrays, self._replay, hyper, self._rng,
                                     *arguments))
@@ -202,7 +250,6 @@ class Trainer:
         self._users.sweep(watermark - settings.session_gap - settings.lateness)
         if settings.item_ttl is not None:
             self._released(expire_stale(self._items, self._users, self._replay.pairs, watermark - settings.item_ttl))
-        self._next_maintenance = watermark + self._maintenance_interval()
 
     @property
     def replay_debt(self) -> int:

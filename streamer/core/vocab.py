@@ -51,6 +51,11 @@ class ItemTable:
     def live_count(self) -> int:
         return len(self.rows)
 
+    @property
+    def full(self) -> bool:
+        """True when the next ``allocate`` grows (copies) the arrays."""
+        return not self.free and len(self.ids) >= self.arrays.counts.shape[0]
+
     def allocate(self, item: str, ts: float = 0.0) -> int:
         """A fresh row for a new ``item`` (status NEW: initialised at its first event)."""
         if self.free:

@@ -1,5 +1,7 @@
 """Bounded memory: max_items eviction of the least used items, item_ttl expiry in event time, user slots."""
 
+import pytest
+
 from streamer import Trainer
 
 
@@ -31,8 +33,15 @@ def test_item_ttl_expires_items_unseen_in_event_time():
     assert trainer.vector("old") is not None
 
 
-def test_idle_users_are_recycled():
-    trainer = Trainer(vector_size=8, session_gap=100.0, lateness=0.0)
+@pytest.mark.parametrize("batch_size", [65536, 7])
+def test_idle_users_are_recycled(batch_size):
+    """One compiled call (sweeps inside it) or many batches trained on the background thread. A batch maps
+    its users to slots before it is trained, so slots swept in it are reused from the next batch on."""
+    trainer = Trainer(vector_size=8, session_gap=100.0, lateness=0.0, batch_size=batch_size)
     trainer.learn([(f"user{index}", "a", float(index * 1000)) for index in range(500)])
     assert len(trainer._users.slots) < 10
     assert trainer.open_session_count == 1
+    assert len(trainer._users.ids) <= min(500, batch_size + 10)
+    trainer.learn([(f"later{index}", "a", float(10**6 + index * 1000)) for index in range(500)])
+    assert len(trainer._users.slots) < 10
+    assert len(trainer._users.ids) <= min(500, batch_size + 10) + 10  # the freed slots were reused

@@ -7,12 +7,15 @@ import orjson
 import pytest
 
 from streamer import Trainer
+from streamer.core.learning import COUNTER_PAIRS
 from streamer.errors import CheckpointError
 
 from tests.core.synthetic import clustered_events
 
 SETTINGS = {"vector_size": 16, "seed": 3, "replay_passes": 2, "replay_buffer": 500, "max_items": 30,
             "item_ttl": 50_000.0}
+# no bound and no expiry: batches train on the background thread and user sweeps run in compiled code
+UNBOUNDED = {"vector_size": 16, "seed": 3, "replay_passes": 2, "replay_buffer": 500, "session_gap": 300.0}
 
 
 def events():
@@ -39,12 +42,39 @@ def test_learning_a_then_b_equals_a_plus_b(split):
     same_state(whole, parts)
 
 
-def test_batch_size_does_not_change_what_is_learned():
+@pytest.mark.parametrize("settings", [SETTINGS, UNBOUNDED], ids=["bounded", "unbounded"])
+def test_batch_size_does_not_change_what_is_learned(settings):
     stream = events()
-    whole, small_batches = Trainer(**SETTINGS), Trainer(**SETTINGS, batch_size=7)
+    whole, small_batches = Trainer(**settings), Trainer(**settings, batch_size=7)
     whole.learn(stream)
     small_batches.learn(stream)
     same_state(whole, small_batches)
+
+
+@pytest.mark.parametrize("split", [1, 97, 333])
+def test_unbounded_a_then_b_equals_a_plus_b_with_background_batches(split):
+    stream = events()
+    whole, parts = Trainer(**UNBOUNDED, batch_size=16), Trainer(**UNBOUNDED, batch_size=16)
+    whole.learn(stream)
+    parts.learn(stream[:split])
+    parts.learn(stream[split:])
+    same_state(whole, parts)
+    assert len(whole._users.slots) == len(parts._users.slots)
+
+
+def test_user_swept_within_a_batch_starts_a_new_session():
+    """u's session is swept before v's event (in the middle of the compiled call); u's next event, close to
+    its last one, must open a new session (no pair with ``a``) as it does when the calls are split there."""
+    stream = [("u", "a", 0.0), ("w", "c", 1.0), ("w", "a", 2.0), ("v", "c", 10_000.0), ("u", "b", 50.0),
+              ("x", "b", 10_001.0), ("x", "c", 10_002.0)]
+    whole = Trainer(vector_size=8, seed=1, session_gap=100.0, lateness=100.0, replay_passes=0)
+    whole.learn(stream)
+    split = Trainer(vector_size=8, seed=1, session_gap=100.0, lateness=100.0, replay_passes=0)
+    for event in stream:
+        split.learn([event])
+    same_state(whole, split)
+    assert whole.event_count == len(stream)
+    assert whole._replay.counters[COUNTER_PAIRS] == 2  # w: c-a, x: b-c; no u: a-b across the sweep
 
 
 @pytest.mark.parametrize("split", [150, 401])
