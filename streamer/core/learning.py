@@ -8,7 +8,7 @@ Every step takes a ``work`` argument. ``work=None`` (one worker) trains each pai
 loop. With a :class:`streamer.core.parallel.WorkArrays` (several workers) the same loop does all the
 stateful, order-dependent bookkeeping (sessions, counts, noise tree, new-item initialisation, replay
 draws) but only *records* the pairs and reserves a block of negatives per event; ``parallel.draw_work``
-then draws the negatives and ``parallel.apply_work`` trains the pairs, both on all cores.
+then draws the negatives and ``parallel`` trains the pairs on the other cores (see :mod:`streamer.core.parallel`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ WORK_BLOCKS = 1  # negative draws recorded in a WorkArrays
 @numba.njit(cache=True, nogil=True)
 def _draw(items, negatives, rng, slot, work):
     """Draw the negatives of one event (or one replayed pair) into ``negatives``; with a work buffer only reserve
-    a new block, filled later in parallel by ``parallel.draw_work`` (off the serial path)."""
+    a new block, filled later by ``parallel.draw_work``."""
     if work is None:
         draw_negatives(items, negatives, rng, slot)
         return 0

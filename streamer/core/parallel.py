@@ -3,19 +3,23 @@
 ``workers > 1`` splits each compiled call into blocks. For a block, the serial loop of
 :mod:`streamer.core.learning` (``record_events``) advances sessions, counts, the noise tree, new-item
 initialisation and the replay buffer as with one worker, but only records the pairs it would train in a
-:class:`WorkArrays` and reserves one block of negatives per event. ``draw_work`` then draws those
-negatives from the noise tree in ``workers`` chunks in parallel, chunk ``c`` from its own random stream
-``1 + c`` (stream 0 is the serial loop's), so the O(log V) draws are off the serial path; ``apply_work``
-trains the recorded pairs with ``train_pair`` (the same single SGNS step) in ``workers`` contiguous
-chunks run in parallel by numba (``prange``, no GIL), lock-free as word2vec and gensim do ("Hogwild").
+:class:`WorkArrays` and reserves one block of negatives per event; the negatives are then drawn from the
+noise tree (random stream 1; stream 0 is the bookkeeping's) and ``train_pair`` (the same single SGNS step)
+trains the recorded pairs, lock-free as word2vec and gensim do ("Hogwild").
+
+``learn_parallel`` pipelines the blocks over two work buffers: while one thread records and draws block
+k+1, the other ``workers - 1`` threads train block k (one numba parallel region per block, no GIL). The
+serial bookkeeping and the training of the previous block cost about the same, so with two workers both
+cores stay busy; the last block is trained on all threads. Replay (``replay_parallel``) records a block,
+draws it, then trains it on all threads.
 
 What differs from one worker, by design:
-- two chunks may update the same popular row at once; a lost or mixed update of a vector, an AdaGrad
+- two threads may update the same popular row at once; a lost or mixed update of a vector, an AdaGrad
   accumulator or a "changed" mark is the accepted Hogwild trade-off (rare, and harmless to SGD);
-- a new item's neighbour initialisation reads the vectors as they were before the pending block is
-  applied (at most one block stale);
+- a new item's neighbour initialisation reads the vectors while the previous block is being trained
+  (at most two blocks stale, and possibly mid-update);
 - negatives are drawn from the noise distribution as it stands at the end of their block (counts at most
-  one block newer than with one worker), from the per-chunk streams;
+  one block newer than with one worker), from their own random stream;
 - so the vectors depend on the thread timing and on ``batch_size``: results are not bit-reproducible,
   while the bookkeeping (event counts, items, sessions, counts, noise tree, replay buffer) is.
 """
@@ -30,7 +34,8 @@ import numpy as np
 from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS, record_events, replay_pairs
 from streamer.core.sgns import draw_negatives, train_pair
 
-__all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel", "BLOCK_PAIRS", "use_threads"]
+__all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel",
+           "BLOCK_PAIRS", "DRAW_STREAM", "use_threads"]
 
 WorkArrays = namedtuple("WorkArrays", ["pairs", "negatives", "counters", "weights"])
 
@@ -46,7 +51,8 @@ def new_work(hyper, block_pairs: int = BLOCK_PAIRS) -> WorkArrays:
 
 
 def rng_streams(workers: int) -> int:
-    """Random streams a trainer keeps: the serial loop's, plus one per parallel chunk with several workers."""
+    """Random streams a trainer keeps: the serial loop's, and with several workers DRAW_STREAM's (and, unused,
+    one more per worker beyond the first: the checkpoint layout of the earlier per-chunk draws)."""
     return 1 if workers <= 1 else workers + 1
 
 
@@ -58,44 +64,71 @@ def use_threads(workers: int) -> int:
     return threads
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def draw_work(items, work, rng, chunks):
-    """Fill every reserved block of negatives from the noise tree, in ``chunks`` slices run in parallel; slice
-    ``c`` draws from random stream ``1 + c``, so the draws depend only on the seed, the events and ``chunks``."""
+DRAW_STREAM = 1  # the random stream negatives are drawn from with several workers
+
+
+@numba.njit(cache=True, nogil=True)
+def draw_work(items, work, rng):
+    """Fill every reserved block of negatives from the noise tree, from random stream DRAW_STREAM."""
     blocks = work.counters[WORK_BLOCKS]
-    for chunk in numba.prange(chunks):
-        stream = rng[1 + chunk:2 + chunk].copy()  # a private copy: no false sharing of the state's cache line
-        for block in range(blocks * chunk // chunks, blocks * (chunk + 1) // chunks):
-            draw_negatives(items, work.negatives[block], stream, 0)
-        rng[1 + chunk] = stream[0]
+    for block in range(blocks):
+        draw_negatives(items, work.negatives[block], rng, DRAW_STREAM)
     return blocks
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)  # fastmath: train_pair is inlined here
-def apply_work(items, work, learning_rate, chunks):
-    """Train every recorded pair, both directions with its weights, in ``chunks`` contiguous slices run in parallel."""
+@numba.njit(cache=True, nogil=True, fastmath=True)  # fastmath: train_pair is inlined here
+def _apply_slice(items, work, learning_rate, part, parts):
+    """Train slice ``part`` of ``parts`` of the recorded pairs, both directions with their weights."""
     count = work.counters[WORK_PAIRS]
-    size = items.vectors_in.shape[1]
-    for chunk in numba.prange(chunks):
-        gradient = np.zeros(size, np.float32)
-        for position in range(count * chunk // chunks, count * (chunk + 1) // chunks):
-            first, second = work.pairs[position, 0], work.pairs[position, 1]
-            negatives = work.negatives[work.pairs[position, 2]]
-            train_pair(items, first, second, negatives, learning_rate, gradient, work.weights[position, 0])
-            train_pair(items, second, first, negatives, learning_rate, gradient, work.weights[position, 1])
+    gradient = np.zeros(items.vectors_in.shape[1], np.float32)
+    for position in range(count * part // parts, count * (part + 1) // parts):
+        first, second = work.pairs[position, 0], work.pairs[position, 1]
+        negatives = work.negatives[work.pairs[position, 2]]
+        train_pair(items, first, second, negatives, learning_rate, gradient, work.weights[position, 0])
+        train_pair(items, second, first, negatives, learning_rate, gradient, work.weights[position, 1])
     return count
 
 
-def learn_parallel(items, users, replay, hyper, rng, work, chunks, user_slots, item_rows, timestamps, outcome, sweep_at,
+@numba.njit(cache=True, nogil=True, parallel=True)
+def apply_work(items, work, learning_rate, chunks):
+    """Train every recorded pair in ``chunks`` contiguous slices run in parallel."""
+    for chunk in numba.prange(chunks):
+        _apply_slice(items, work, learning_rate, chunk, chunks)
+    return work.counters[WORK_PAIRS]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _record_while_applying(items, users, replay, hyper, rng, fill, apply, tasks, user_slots, item_rows, timestamps,
+                           outcome, sweep_at, sweep_before, position, cursor):
+    """Task 0 records (and draws) the block from event ``position`` into ``fill`` and leaves the next event's
+    index in ``cursor[0]``; tasks 1..tasks-1 train the previous block ``apply`` meanwhile, in slices."""
+    for task in numba.prange(tasks):
+        if task == 0:
+            cursor[0] = record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome,
+                                      sweep_at, sweep_before, position, fill)
+            draw_work(items, fill, rng)
+        else:
+            _apply_slice(items, apply, hyper.learning_rate, task - 1, tasks - 1)
+
+
+def learn_parallel(items, users, replay, hyper, rng, works, chunks, user_slots, item_rows, timestamps, outcome, sweep_at,
                    sweep_before) -> None:
-    """``learn_events`` for several workers: record a block serially, train it in parallel, repeat."""
+    """``learn_events`` for several workers, pipelined over the two buffers of ``works``: record block k+1 on one
+    thread while the others train block k."""
     use_threads(chunks)
-    position, total = 0, user_slots.shape[0]
-    while position < total:
-        position = record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome,
-                                 sweep_at, sweep_before, position, work)
-        draw_work(items, work, rng, chunks)
-        apply_work(items, work, hyper.learning_rate, chunks)
+    fill, apply = works
+    total, cursor = user_slots.shape[0], np.zeros(1, np.int64)
+    position = record_events(items, users, replay, hyper, rng, user_slots, item_rows, timestamps, outcome, sweep_at,
+                             sweep_before, 0, fill)
+    draw_work(items, fill, rng)
+    while True:
+        fill, apply = apply, fill  # the block just recorded is trained next
+        if position >= total:
+            apply_work(items, apply, hyper.learning_rate, chunks)
+            return
+        _record_while_applying(items, users, replay, hyper, rng, fill, apply, chunks, user_slots, item_rows,
+                               timestamps, outcome, sweep_at, sweep_before, position, cursor)
+        position = int(cursor[0])
 
 
 def replay_parallel(items, replay, hyper, rng, work, chunks, max_pairs: int) -> int:
@@ -108,7 +141,7 @@ def replay_parallel(items, replay, hyper, rng, work, chunks, max_pairs: int) -> 
         draws = min(room, remaining)
         work.counters[:] = 0
         done += int(replay_pairs(items, replay, hyper, draws, rng, 0, gradient, negatives, work))
-        draw_work(items, work, rng, chunks)
+        draw_work(items, work, rng)
         apply_work(items, work, hyper.learning_rate, chunks)
         remaining -= draws
     return done

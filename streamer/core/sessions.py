@@ -119,10 +119,11 @@ class UserTable:
     def slots_for(self, users: list[str]) -> np.ndarray:
         """The slots of ``users`` (allocated in order of first appearance where needed), as int32."""
         get = self.slots.get
-        found = [get(user) for user in users]
+        found = list(map(get, users))
         if None in found:
-            slot = self.slot
-            found = [known if known is not None else slot(user) for known, user in zip(found, users)]
+            for user in dict.fromkeys(user for user, known in zip(users, found) if known is None):
+                self.slot(user)
+            found = list(map(get, users))
         return np.array(found, np.int32)
 
     def _grow(self) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Iterable
 
 import numpy as np
 
+from streamer.core.columns import maintenance_points, plain_columns
 from streamer.core.learning import (COUNTER_FILL, COUNTER_NEXT, COUNTER_PAIRS, COUNTER_REPLAYED, COUNTER_SIZE, Hyper,
                                     ReplayArrays, learn_events)
 from streamer.core.lifecycle import evict_least_used, expire_stale, release_rows, upsert_item
@@ -69,7 +71,8 @@ class Trainer:
             math.inf if settings.popularity_half_life is None else float(settings.popularity_half_life),
         )
         self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
-        self._work = new_work(self._hyper) if settings.workers > 1 else None
+        # several workers: two block buffers, one recorded while the other is trained (streamer.core.parallel)
+        self._work = (new_work(self._hyper), new_work(self._hyper)) if settings.workers > 1 else None
         self._debt = ReplayDebt(settings.replay_passes, settings.replay_buffer, seed=settings.seed)
         self._deferring = False
         self._event_count = 0
@@ -100,6 +103,71 @@ class Trainer:
         return report
 
     def _learn_records(self, events: Iterable[Any], report: LearnReport) -> None:
+        """Batches of plain tuples are prepared whole (:mod:`streamer.core.columns`); anything else, and every
+        batch when items are bounded or expire (eviction and expiry happen between two events), record by record."""
+        settings = self.settings
+        if settings.max_items is not None or settings.item_ttl is not None:
+            self._learn_each(events, report)
+            return
+        iterator, limit = iter(events), settings.batch_size
+        while True:
+            chunk = list(islice(iterator, limit))
+            if not chunk:
+                return
+            if not self._learn_columns(chunk, report, wait=len(chunk) < limit):
+                self._learn_each(chunk, report)
+
+    def _learn_columns(self, chunk: list, report: LearnReport, wait: bool) -> bool:
+        """Learn ``chunk`` as one batch if every record is a plain valid tuple; False (nothing done) otherwise."""
+        columns = plain_columns(chunk)
+        if columns is None:
+            return False
+        users, item_ids, timestamps = columns
+        settings = self.settings
+        points, self._watermark, self._next_maintenance = maintenance_points(
+            timestamps, self._watermark, self._next_maintenance, self._maintenance_interval())
+        sweep_before = [float(timestamps[point]) - settings.session_gap - settings.lateness for point in points]
+        rows = list(map(self._items.rows.get, item_ids))
+        records: list = chunk
+        if None in rows:
+            rejected = self._allocate_new(rows, item_ids, timestamps, chunk, report)
+            if rejected:
+                keep = np.ones(len(chunk), bool)
+                keep[rejected] = False
+                kept_before = np.cumsum(keep) - keep  # a sweep due before a rejected event moves to the next kept one
+                points = [int(kept_before[point]) for point in points]
+                users = [user for user, kept in zip(users, keep) if kept]
+                rows = [row for row, kept in zip(rows, keep) if kept]
+                records = [record for record, kept in zip(chunk, keep) if kept]
+                timestamps = timestamps[keep]
+        if rows:
+            self._submit(users, np.array(rows, np.int32), timestamps, records, points, sweep_before, report, wait)
+        else:
+            self._overlap.settle()
+            for before_ts in sweep_before:
+                self._users.sweep(before_ts)
+        return True
+
+    def _allocate_new(self, rows: list, item_ids: tuple, timestamps: np.ndarray, chunk: list,
+                      report: LearnReport) -> list[int]:
+        """Fill the rows of items seen for the first time, in order (retired ids are rejected); the rejected indices."""
+        items, rejected = self._items, []
+        for index in [index for index, row in enumerate(rows) if row is None]:
+            item = item_ids[index]
+            row = items.rows.get(item)
+            if row is None:
+                if item in items.retired:
+                    report.rejected.append((chunk[index], "retired_item"))
+                    rejected.append(index)
+                    continue
+                if items.full:
+                    self._overlap.settle()  # the arrays are about to be copied into larger ones
+                row = items.allocate(item, float(timestamps[index]))
+            rows[index] = row
+        return rejected
+
+    def _learn_each(self, events: Iterable[Any], report: LearnReport) -> None:
+        """The per-record path: any record shape, invalid records, eviction and expiry between two events."""
         # a batch: user ids, item rows, timestamps, records, and the user sweeps due within it
         batch: tuple[list, list, list, list, list] = ([], [], [], [], [])
         add_user, add_row, add_ts, add_record, add_sweep = (part.append for part in batch)
@@ -160,22 +228,26 @@ class Trainer:
         self._flush(batch, report, wait=True)
 
     def _flush(self, batch: tuple[list, list, list, list, list], report: LearnReport, wait: bool = False) -> None:
-        """Train the batch on the background thread (in this thread with ``wait``, and settled on return).
-        User ids become slots here, once the previous batch and its sweeps have settled."""
+        """Train the batch collected by the per-record path (see :meth:`_submit`) and empty it."""
         users, rows, stamps, records, sweeps = batch
-        self._overlap.settle()
         if not users:
+            self._overlap.settle()
             for _, before_ts in sweeps:
                 self._users.sweep(before_ts)
-            sweeps.clear()
-            return
-        sweep_at = np.array([at for at, _ in sweeps], np.int64)
-        sweep_before = np.array([before_ts for _, before_ts in sweeps], np.float64)
-        outcome = np.zeros(len(users), np.int8)
-        arguments = (self._users.slots_for(users), np.array(rows, np.int32), np.array(stamps, np.float64), outcome)
-        records = records.copy()
+        else:
+            self._submit(list(users), np.array(rows, np.int32), np.array(stamps, np.float64), records.copy(),
+                         [at for at, _ in sweeps], [before_ts for _, before_ts in sweeps], report, wait)
         for part in batch:
             part.clear()
+
+    def _submit(self, users, rows: np.ndarray, timestamps: np.ndarray, records: list, sweep_at: list,
+                sweep_before: list, report: LearnReport, wait: bool) -> None:
+        """Train one batch on the background thread (in this thread with ``wait``); the user sweeps run before
+        the events at ``sweep_at``. User ids become slots here, once the previous batch and its sweeps settled."""
+        self._overlap.settle()
+        outcome = np.zeros(len(users), np.int8)
+        arguments = (self._users.slots_for(users), rows, timestamps, outcome)
+        sweep_at, sweep_before = np.array(sweep_at, np.int64), np.array(sweep_before, np.float64)
 
         def finish(accepted: int) -> None:
             if accepted < len(outcome):
@@ -272,7 +344,8 @@ class Trainer:
             counters = np.zeros(COUNTER_SIZE, np.int64)
             counters[COUNTER_FILL] = len(logged)
             source = ReplayArrays(logged, counters)
-        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, self._work, settings.workers,
+        work = None if self._work is None else self._work[0]
+        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, work, settings.workers,
                               settings.vector_size, settings.negative, draws)
         if logged is not None:
             self._replay.counters[COUNTER_REPLAYED] += source.counters[COUNTER_REPLAYED]

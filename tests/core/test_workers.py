@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from streamer import Trainer
-from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS
-from streamer.core.parallel import apply_work, draw_work, new_work
+from streamer.core.learning import COUNTER_PAIRS, WORK_BLOCKS, WORK_PAIRS
+from streamer.core.parallel import DRAW_STREAM, apply_work, draw_work, new_work
 from streamer.core.sgns import train_pair
 from streamer.errors import ConfigError
 
@@ -48,6 +48,22 @@ def test_two_workers_keep_the_same_bookkeeping_as_one():
     assert np.array_equal(one._items.arrays.counts, two._items.arrays.counts)
     vectors = two.vectors()[1]
     assert np.all(np.isfinite(vectors)) and np.abs(vectors).max() > 0.0
+
+
+def test_pipelined_blocks_keep_bookkeeping_and_learn_the_clusters():
+    """Small blocks: each batch is many blocks, each recorded while the previous one is trained. The
+    bookkeeping does not depend on where the blocks end; the vectors still find the planted clusters."""
+    events = clustered_events(clusters=5, items_per_cluster=8, sessions=600)
+    whole, pipelined = Trainer(vector_size=16, seed=2, workers=2), Trainer(vector_size=16, seed=2, workers=2)
+    pipelined._work = (new_work(pipelined._hyper, block_pairs=64), new_work(pipelined._hyper, block_pairs=64))
+    whole.learn(events)
+    pipelined.learn(events)
+    assert whole._replay.counters[COUNTER_PAIRS] > 20 * 64  # many blocks
+    assert (whole.event_count, whole.item_count) == (pipelined.event_count, pipelined.item_count)
+    assert np.array_equal(whole._items.arrays.counts, pipelined._items.arrays.counts)
+    assert np.array_equal(whole._replay.pairs, pipelined._replay.pairs)  # the same pairs recorded, in the same order
+    assert np.array_equal(whole._replay.counters, pipelined._replay.counters)
+    assert cluster_precision(pipelined) > 0.9
 
 
 def test_two_workers_save_load_and_continue(tmp_path):
@@ -111,8 +127,9 @@ def test_parallel_chunks_on_disjoint_rows_equal_one_chunk():
     assert not np.array_equal(parallel_arrays.vectors_in, before)
 
 
-def test_parallel_negatives_are_drawn_per_chunk_from_their_own_streams():
-    # rows 0..11 live with weight; each chunk draws its blocks from stream 1 + chunk, never from stream 0
+def test_parallel_negatives_are_drawn_from_their_own_stream():
+    # rows 0..11 live with weight; the blocks are drawn from stream DRAW_STREAM, never from stream 0 (the
+    # bookkeeping's), so the bookkeeping draws the same numbers whatever the blocks need
     trainer, arrays, work = _recorded_items(np.zeros((4, 3), np.int64), np.full((6, 3), -1, np.int64))
     assert trainer._rng.shape == (1,)
     rng = np.array([11, 22, 33], np.uint64)
@@ -120,10 +137,10 @@ def test_parallel_negatives_are_drawn_per_chunk_from_their_own_streams():
     for _ in range(2):
         work.negatives[:] = -1
         state = rng.copy()
-        assert draw_work(arrays, work, state, 2) == 6
+        assert draw_work(arrays, work, state) == 6
         draws.append((work.negatives[:6].copy(), state))
     assert np.array_equal(draws[0][0], draws[1][0]) and np.array_equal(draws[0][1], draws[1][1])  # same seed, same draws
     negatives, state = draws[0]
     assert np.all((negatives >= 0) & (negatives < 12))
-    assert state[0] == rng[0] and state[1] != rng[1] and state[2] != rng[2]
-    assert Trainer(workers=2)._rng.shape == (3,)  # the serial loop's stream plus one per chunk
+    assert state[0] == rng[0] and state[DRAW_STREAM] != rng[DRAW_STREAM] and state[2] == rng[2]
+    assert Trainer(workers=2)._rng.shape == (3,)  # the checkpoint layout keeps one stream per worker plus one
