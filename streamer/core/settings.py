@@ -30,6 +30,9 @@ class TrainerSettings:
     Replay: ``replay_passes`` extra pairs drawn uniformly from the buffer of the last ``replay_buffer``
     pairs per pair learned (0 = off). A small buffer biases replay towards recent pairs, which is what
     next-item prediction on a drifting stream needs (10k beat 100k and 1M on all three shared sets).
+    ``interleaved_passes``: when replay is deferred (``learn(..., replay=False)``, the daemon under load), this
+    many of the passes still run inline, interleaved with learning, and only the rest is owed: replay paid
+    after a burst scored below replay interleaved with it, and one interleaved pass recovers most of that.
     Bounds: ``max_items`` (evict least-used items beyond it), ``item_ttl`` (expire items unseen for
     that long in event time); None = unbounded.
     Serving: ``vectors()`` serves input + output vectors; ``most_similar`` scores = ``dot_weight`` *
@@ -62,6 +65,7 @@ class TrainerSettings:
     lateness: float = 300.0
     replay_passes: int = 8
     replay_buffer: int = 10_000
+    interleaved_passes: int = 1
     max_items: int | None = None
     item_ttl: float | None = None
     dot_weight: float = 1.0
@@ -79,7 +83,7 @@ class TrainerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("negative", "replay_passes", "replay_buffer"):
+        for name in ("negative", "replay_passes", "replay_buffer", "interleaved_passes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -118,4 +122,4 @@ class TrainerSettings:
         return cls(**chosen)
 
 
-_BEFORE_KNOB = {"distance_power": 0.0, "backward_weight": 1.0, "popularity_half_life": None}  # the behaviour before these knobs existed
+_BEFORE_KNOB = {"distance_power": 0.0, "backward_weight": 1.0, "popularity_half_life": None, "interleaved_passes": 0}  # the behaviour before these knobs existed

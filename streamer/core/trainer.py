@@ -70,10 +70,12 @@ class Trainer:
             float(settings.distance_power),
             math.inf if settings.popularity_half_life is None else float(settings.popularity_half_life),
         )
-        self._hyper_deferred = self._hyper._replace(replay_passes=0)  # learn now, owe the replay
+        # replay deferred: ``interleaved_passes`` of the passes inline, the rest owed
+        interleaved = min(settings.interleaved_passes, settings.replay_passes)
+        self._hyper_deferred = self._hyper._replace(replay_passes=interleaved)
         # several workers: two block buffers, one recorded while the other is trained (streamer.core.parallel)
         self._work = (new_work(self._hyper), new_work(self._hyper)) if settings.workers > 1 else None
-        self._debt = ReplayDebt(settings.replay_passes, settings.replay_buffer, seed=settings.seed)
+        self._debt = ReplayDebt(settings.replay_passes - interleaved, settings.replay_buffer, seed=settings.seed)
         self._deferring = False
         self._event_count = 0
         self._watermark = -_INFINITY
@@ -86,9 +88,9 @@ class Trainer:
     def learn(self, events: Iterable[Any], replay: bool = True) -> LearnReport:
         """Learn events in order; invalid ones are skipped and returned in ``report.rejected``, never raised.
 
-        ``replay=False`` skips the inline replay (``replay_passes`` draws per pair learned) and owes it
-        instead: :attr:`replay_debt` grows by those draws (at most :attr:`replay_debt_limit`) and
-        :meth:`replay` pays it later, e.g. when a stream leaves spare time.
+        ``replay=False`` defers the inline replay (``replay_passes`` draws per pair learned): only
+        ``interleaved_passes`` of them run now, the others are owed: :attr:`replay_debt` grows by those draws
+        (at most :attr:`replay_debt_limit`) and :meth:`replay` pays it later, e.g. when a stream leaves spare time.
 
         Each full batch (``batch_size`` events, or the events up to a maintenance point) is trained on a
         background thread while the next one is prepared (:mod:`streamer.core.overlap`); the last one runs
@@ -268,7 +270,7 @@ class Trainer:
 
     def _learn_batch(self, arguments: tuple, sweep_at: np.ndarray, sweep_before: np.ndarray) -> int:
         """The compiled calls over one batch; owing replay, also the debt and the backlog log. Events accepted."""
-        deferring = self._deferring and self._hyper.replay_passes > 0
+        deferring = self._deferring and self._debt.passes > 0
         hyper = self._hyper_deferred if deferring else self._hyper
         pairs_before = int(self._replay.counters[COUNTER_PAIRS])
         capacity = self._replay.pairs.shape[0]
@@ -330,7 +332,7 @@ class Trainer:
 
     @property
     def replay_debt_limit(self) -> int:
-        """The most debt kept: ``replay_passes`` draws per pair the backlog log holds
+        """The most debt kept: ``replay_passes - interleaved_passes`` draws per pair the backlog log holds
         (``LOG_FACTOR * replay_buffer`` pairs)."""
         return self._debt.limit
 

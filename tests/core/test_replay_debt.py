@@ -10,7 +10,7 @@ from streamer.core.replay_debt import LOG_FACTOR
 from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
 from tests.core.synthetic import clustered_events
 
-KNOBS = dict(vector_size=16, seed=5, replay_passes=2, replay_buffer=500)
+KNOBS = dict(vector_size=16, seed=5, replay_passes=2, replay_buffer=500, interleaved_passes=0)  # all deferred
 
 
 def test_default_learn_replays_inline_and_owes_nothing():
@@ -32,6 +32,28 @@ def test_deferred_learn_accrues_the_inline_draws_as_debt_and_skips_their_trainin
     assert deferred.replay_debt == min(pairs * KNOBS["replay_passes"], deferred.replay_debt_limit)
     assert int(deferred._replay.counters[COUNTER_REPLAYED]) == 0  # nothing replayed yet
     assert np.array_equal(deferred.vectors()[1], without.vectors()[1])  # exactly one pass, same random draws
+
+
+def test_interleaved_passes_still_run_inline_and_only_the_rest_is_owed():
+    events = clustered_events(sessions=40)
+    deferred = Trainer(**{**KNOBS, "replay_passes": 3, "interleaved_passes": 1})
+    one_pass = Trainer(**{**KNOBS, "replay_passes": 1})
+    deferred.learn(events, replay=False)
+    one_pass.learn(events)
+    pairs = int(deferred._replay.counters[COUNTER_PAIRS])
+    assert deferred.replay_debt == 2 * pairs  # 3 passes, 1 interleaved
+    assert deferred._replay.counters[COUNTER_REPLAYED] == one_pass._replay.counters[COUNTER_REPLAYED] > 0
+    assert np.array_equal(deferred.vectors()[1], one_pass.vectors()[1])  # the interleaved pass, same draws
+    assert deferred.replay() == 2 * pairs and deferred.replay_debt == 0
+
+
+def test_interleaved_passes_covering_every_pass_owe_nothing():
+    events = clustered_events(sessions=20)
+    trainer, inline = Trainer(**{**KNOBS, "interleaved_passes": 5}), Trainer(**KNOBS)
+    trainer.learn(events, replay=False)
+    inline.learn(events)
+    assert trainer.replay_debt == 0 and trainer._debt.log() is None
+    assert np.array_equal(trainer.vectors()[1], inline.vectors()[1])
 
 
 def test_debt_is_capped_at_passes_per_pair_the_backlog_log_can_hold():
