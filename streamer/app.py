@@ -175,10 +175,10 @@ class _Active:
             except KafkaError as error:
                 self.kafka_backoff.failed(error, sleep=False)
                 continue
-            polled = 0
+            polled = sum(len(records) for _, records in batches)
+            replay = True if settings.replay_mode == "inline" else self._keeping_up(polled)
             for partition, records in batches:
-                self._ingest(partition, records)
-                polled += len(records)
+                self._ingest(partition, records, replay)
             spare = self._spare_time(polled)
             if spare and self.engine.replay_debt:
                 self._replay_owed()
@@ -197,6 +197,17 @@ class _Active:
                 self.checkpoint_now()
             if self.status.due(now):
                 self.status.report(now)
+
+    def _keeping_up(self, polled: int) -> bool:
+        """The loop keeps up with the stream: this poll is a short batch, no other fetched batch waits, and
+        (almost) nothing is left at the broker. Such a batch is learned with its replay inline, as in
+        process; under a backlog the replay is deferred (all but ``interleaved_passes``) and paid in spare
+        time. Inline replay makes learning slower, so a stream that outgrows it turns into a backlog and
+        the loop defers again."""
+        if polled == 0 or polled >= self.settings.max_poll_records or self.source.has_waiting():
+            return False
+        lag = self.source.lag()
+        return lag is not None and lag < self.settings.max_poll_records
 
     def _spare_time(self, polled: int) -> bool:
         """The loop has spare time: nothing was fetched for it (it would wait for the fetcher), or a short
@@ -218,9 +229,9 @@ class _Active:
         self.metrics.replayed_pairs.inc(trained)
         self.sink.add_items(engine.take_changed(), None)  # no freshness sample: no new event
 
-    def _ingest(self, partition, records: list) -> None:
+    def _ingest(self, partition, records: list, replay: bool) -> None:
         """Decode → validate → learn → mark dirty one partition's batch, then advance its offset."""
-        result = self.ingestor.process(records, catalog=partition.topic == self.settings.catalog_topic)
+        result = self.ingestor.process(records, catalog=partition.topic == self.settings.catalog_topic, replay=replay)
         self.source.mark_learned(partition, records[-1].offset + 1)
         self.metrics.events.inc(result.events)
         self.metrics.catalog_updates.inc(result.catalog_updates)

@@ -78,10 +78,10 @@ class Ingestor:
         self._max_future = max_future_seconds or None
         self._clock = clock
 
-    def process(self, records: list, catalog: bool = False) -> BatchResult:
+    def process(self, records: list, catalog: bool = False, replay: bool | None = None) -> BatchResult:
         """Decode, validate, learn and mark one batch (all three steps below, in order)."""
         prepared = self.prepare(records, catalog)
-        return self.finish(prepared, self.learn(prepared))
+        return self.finish(prepared, self.learn(prepared, replay))
 
     def prepare(self, records, catalog: bool = False) -> Prepared:
         """Decode and validate; rejects go to the dead letters. Does not touch the engine.
@@ -130,13 +130,14 @@ class Ingestor:
             prepared.valid.append(parsed)
             prepared.origins.append((position, index) if indexed else position)
 
-    def learn(self, prepared: Prepared):
-        """The engine step alone; returns the engine's report (None when nothing was valid)."""
+    def learn(self, prepared: Prepared, replay: bool | None = None):
+        """The engine step alone; returns the engine's report (None when nothing was valid). ``replay``:
+        True = replay inline, False = defer it, None = as configured (``replay_inline``)."""
         if not prepared.valid:
             return None
         if prepared.catalog:
             return self.engine.catalog(prepared.valid)
-        if self._replay_inline:
+        if self._replay_inline if replay is None else replay:
             return self.engine.learn(prepared.valid)
         return self.engine.learn(prepared.valid, replay=False)
 

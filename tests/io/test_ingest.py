@@ -107,3 +107,17 @@ def test_engine_rejections_are_dead_lettered_too():
                       _message(2, {"user": "u", "item": "ok", "ts": NOW})])
     assert dead.letters == [(1, "retired_item", None)]
     assert ingestor.engine.event_count == 1
+
+
+def test_the_loop_chooses_per_batch_whether_replay_runs_inline_or_is_owed():
+    engine = Trainer(vector_size=8, seed=2, replay_passes=3, interleaved_passes=1)
+    ingestor = Ingestor(engine, FakeDeadLetters(), FakeSink(), 200, max_future_seconds=60.0, clock=lambda: NOW,
+                        replay_inline=False)
+    batch = [_message(index, {"user": "u", "item": f"i{index % 4}", "ts": NOW - 100 + index}) for index in range(8)]
+    ingestor.process(batch[:4])  # as configured: deferred, two of the three passes owed
+    owed = engine.replay_debt
+    assert owed > 0
+    ingestor.process(batch[4:], replay=True)  # the loop keeps up: this batch replays inline, owes nothing more
+    assert engine.replay_debt == owed
+    ingestor.process([_message(8, {"user": "u", "item": "i9", "ts": NOW - 50})], replay=False)
+    assert engine.replay_debt > owed
