@@ -92,9 +92,9 @@ class Trainer:
         ``interleaved_passes`` of them run now, the others are owed: :attr:`replay_debt` grows by those draws
         (at most :attr:`replay_debt_limit`) and :meth:`replay` pays it later, e.g. when a stream leaves spare time.
 
-        Each full batch (``batch_size`` events, or the events up to a maintenance point) is trained on a
-        background thread while the next one is prepared (:mod:`streamer.core.overlap`); the last one runs
-        in the caller's thread, and nothing is in flight when ``learn`` returns."""
+        Each full batch of ``batch_size`` events is trained on a background thread while the next one is
+        prepared (:mod:`streamer.core.overlap`); the last one runs in the caller's thread, and nothing is in
+        flight when ``learn`` returns. With ``item_ttl`` set, expiry also ends a batch."""
         report = LearnReport()
         self._deferring = not replay
         try:
