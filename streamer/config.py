@@ -84,9 +84,10 @@ class Settings:
     neighbours_batch: int = _option(500, "most neighbour lists refreshed per refresh")
     user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
     # Spare-time work
-    replay_mode: str = _option("spare", "when the engine replays recent pairs (replay_passes): 'spare' = one pass "
-                               "under load, the owed replay (drawn from the pairs learned meanwhile) paid when "
-                               "the loop has spare time; 'inline' = during learning, as in-process learn()",
+    replay_mode: str = _option("spare", "when the engine replays recent pairs (replay_passes): 'spare' = inline "
+                               "while the loop keeps up; under load only interleaved_passes during learning, "
+                               "the owed rest (drawn from the pairs learned meanwhile) paid when the loop has "
+                               "spare time; 'inline' = always during learning, as in-process learn()",
                                choices=("spare", "inline"))
     replay_slice: float = _option(0.02, "most seconds of owed replay per spare turn of the loop (replay_mode=spare)")
     # Durability

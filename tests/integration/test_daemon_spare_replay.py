@@ -1,4 +1,4 @@
-"""Spare-time replay (``replay_mode=spare``): one pass under load, the owed replay paid once the stream is idle."""
+"""Spare-time replay (``replay_mode=spare``): replay deferred under load, the owed part paid once the stream is idle."""
 
 from __future__ import annotations
 
