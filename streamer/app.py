@@ -203,11 +203,8 @@ class _Active:
         (almost) nothing is left at the broker. Such a batch is learned with its replay inline, as in
         process; under a backlog the replay is deferred (all but ``interleaved_passes``) and paid in spare
         time. Inline replay makes learning slower, so a stream that outgrows it turns into a backlog and
-        the loop defers again."""
-        if polled == 0 or polled >= self.settings.max_poll_records or self.source.has_waiting():
-            return False
-        lag = self.source.lag()
-        return lag is not None and lag < self.settings.max_poll_records
+        the loop defers again. For a non-empty poll this is exactly :meth:`_spare_time`."""
+        return polled > 0 and self._spare_time(polled)
 
     def _spare_time(self, polled: int) -> bool:
         """The loop has spare time: nothing was fetched for it (it would wait for the fetcher), or a short

@@ -62,10 +62,9 @@ class BatchLearning:
         if columns is None:
             return False
         users, item_ids, timestamps = columns
-        settings = self.settings
         points, self._watermark, self._next_maintenance = maintenance_points(
             timestamps, self._watermark, self._next_maintenance, self._maintenance_interval())
-        sweep_before = [float(timestamps[point]) - settings.session_gap - settings.lateness for point in points]
+        sweep_before = [self._idle_before(float(timestamps[point])) for point in points]
         rows = list(map(self._items.rows.get, item_ids))
         records: list = chunk
         if None in rows:
@@ -79,12 +78,7 @@ class BatchLearning:
                 rows = [row for row, kept in zip(rows, keep) if kept]
                 records = [record for record, kept in zip(chunk, keep) if kept]
                 timestamps = timestamps[keep]
-        if rows:
-            self._submit(users, np.array(rows, np.int32), timestamps, records, points, sweep_before, report, wait)
-        else:
-            self._overlap.settle()
-            for before_ts in sweep_before:
-                self._users.sweep(before_ts)
+        self._submit(users, np.array(rows, np.int32), timestamps, records, points, sweep_before, report, wait)
         return True
 
     def _allocate_new(self, rows: list, item_ids: tuple, timestamps: np.ndarray, chunk: list,
@@ -141,7 +135,7 @@ class BatchLearning:
                         pending = 0
                         self._maintain(ts)
                     else:  # only user sweeps: done by the compiled call, at this point of the batch
-                        add_sweep((len(batch[0]), ts - settings.session_gap - settings.lateness))
+                        add_sweep((len(batch[0]), self._idle_before(ts)))
                     next_maintenance = self._next_maintenance = ts + self._maintenance_interval()
                 watermark = self._watermark = ts
             row = item_rows.get(item)
@@ -169,21 +163,21 @@ class BatchLearning:
     def _flush(self, batch: tuple[list, list, list, list, list], report: LearnReport, wait: bool = False) -> None:
         """Train the batch collected by the per-record path (see :meth:`_submit`) and empty it."""
         users, rows, stamps, records, sweeps = batch
-        if not users:
-            self._overlap.settle()
-            for _, before_ts in sweeps:
-                self._users.sweep(before_ts)
-        else:
-            self._submit(list(users), np.array(rows, np.int32), np.array(stamps, np.float64), records.copy(),
-                         [at for at, _ in sweeps], [before_ts for _, before_ts in sweeps], report, wait)
+        self._submit(list(users), np.array(rows, np.int32), np.array(stamps, np.float64), records.copy(),
+                     [at for at, _ in sweeps], [before_ts for _, before_ts in sweeps], report, wait)
         for part in batch:
             part.clear()
 
     def _submit(self, users, rows: np.ndarray, timestamps: np.ndarray, records: list, sweep_at: list,
                 sweep_before: list, report: LearnReport, wait: bool) -> None:
         """Train one batch on the background thread (in this thread with ``wait``); the user sweeps run before
-        the events at ``sweep_at``. User ids become slots here, once the previous batch and its sweeps settled."""
+        the events at ``sweep_at``. User ids become slots here, once the previous batch and its sweeps settled.
+        A batch left empty (every record rejected) only runs its sweeps."""
         self._overlap.settle()
+        if not users:
+            for before_ts in sweep_before:
+                self._users.sweep(before_ts)
+            return
         outcome = np.zeros(len(users), np.int8)
         arguments = (self._users.slots_for(users), rows, timestamps, outcome)
         sweep_at, sweep_before = np.array(sweep_at, np.int64), np.array(sweep_before, np.float64)
@@ -255,9 +249,14 @@ class BatchLearning:
             interval = min(interval, settings.item_ttl / 8.0)
         return interval
 
+    def _idle_before(self, watermark: float) -> float:
+        """At event time ``watermark``, a user whose latest event is older than this can no longer continue
+        a session: its slot is swept."""
+        return watermark - self.settings.session_gap - self.settings.lateness
+
     def _maintain(self, watermark: float) -> None:
         """Event-time housekeeping: recycle idle users' slots, expire items past their TTL."""
         settings = self.settings
-        self._users.sweep(watermark - settings.session_gap - settings.lateness)
+        self._users.sweep(self._idle_before(watermark))
         if settings.item_ttl is not None:
             self._released(expire_stale(self._items, self._users, self._replay.pairs, watermark - settings.item_ttl))

@@ -1,5 +1,5 @@
 """Whole-batch preparation for ``Trainer.learn``: a list of plain ``(user, item, ts)`` tuples checked and cut
-into columns with C-level built-ins (``map``, ``set``, ``zip``, numpy) instead of a Python step per record.
+into columns with C-level built-ins (``map``, ``set``, ``itemgetter``, numpy) instead of a Python step per record.
 
 :func:`plain_columns` applies the rules of :func:`streamer.events.is_plain_event` to every record at once
 and returns None when any record needs the per-record path (another shape, an invalid or unusual value):

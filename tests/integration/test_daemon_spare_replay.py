@@ -16,8 +16,10 @@ KNOBS = {"seed": 3, "workers": 1, "replay_passes": 2, "replay_buffer": 1_000_000
 
 
 def _loop_state(lag, waiting=False):
-    return SimpleNamespace(settings=load_settings(flags={"max_poll_records": 500}, environ={}),
-                           source=SimpleNamespace(lag=lambda: lag, has_waiting=lambda: waiting))
+    state = SimpleNamespace(settings=load_settings(flags={"max_poll_records": 500}, environ={}),
+                            source=SimpleNamespace(lag=lambda: lag, has_waiting=lambda: waiting))
+    state._spare_time = lambda polled: _Active._spare_time(state, polled)
+    return state
 
 
 def test_keeping_up_is_a_short_poll_with_nothing_waiting_and_no_backlog():
