@@ -2,7 +2,8 @@
 
 Item ``i`` is drawn with probability ``weight[i] / sum(weight)`` where ``weight = count ** alpha``
 for items with a positive count and 0 otherwise (free, retired or never-seen rows are never drawn).
-Updating one weight and drawing one sample both cost O(log V); growing the table rebuilds it in
+Updating one weight and drawing one sample both cost O(log V) (a draw of many samples descends for all
+of them level by level, see :func:`fenwick_sample_many`); growing the table rebuilds it in
 O(V) (amortised O(1) per item with capacity doubling). All functions are numba nopython.
 """
 
@@ -13,7 +14,8 @@ import numpy as np
 
 from streamer.core.random import next_unit
 
-__all__ = ["noise_weight", "fenwick_add", "fenwick_build", "fenwick_total", "fenwick_sample", "set_weight"]
+__all__ = ["noise_weight", "fenwick_add", "fenwick_build", "fenwick_total", "fenwick_sample", "fenwick_sample_many",
+           "set_weight"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,6 +93,46 @@ def fenwick_sample(tree, weights, rng, slot):
         if position < weights.shape[0] and weights[position] > 0.0:
             return position
     return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_sample_many(tree, weights, out, rng, slot):
+    """Fill ``out`` exactly as ``len(out)`` calls of :func:`fenwick_sample` would, with the same random numbers.
+
+    The descents run side by side, one tree level at a time, without branches on the tree's values: one
+    descent is a chain of dependent loads and unpredictable branches, many side by side overlap. A leaf
+    rejected by rounding (which :func:`fenwick_sample` redraws) restores the generator and draws one by one.
+    """
+    count, size = out.shape[0], tree.shape[0]
+    total = fenwick_total(tree)
+    if total <= 0.0:
+        for position in range(count):
+            out[position] = -1
+        return
+    top = 1
+    while top * 2 < size:
+        top *= 2
+    saved = rng[slot]
+    remaining = np.empty(count)
+    for position in range(count):
+        remaining[position] = next_unit(rng, slot) * total
+        out[position] = 0
+    last, step = size - 1, top
+    while step > 0:
+        for position in range(count):
+            candidate = out[position] + step
+            value = tree[min(candidate, last)]
+            take = (candidate < size) & (value <= remaining[position])
+            out[position] = candidate if take else out[position]
+            remaining[position] -= value if take else 0.0
+        step >>= 1
+    for position in range(count):
+        leaf = out[position]
+        if leaf >= weights.shape[0] or weights[leaf] <= 0.0:
+            rng[slot] = saved
+            for again in range(count):
+                out[again] = fenwick_sample(tree, weights, rng, slot)
+            return
 
 
 def target_distribution(counts: np.ndarray, alpha: float) -> np.ndarray:

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from streamer.core.noise import fenwick_sample
+from streamer.core.noise import fenwick_sample_many
 from streamer.core.random import next_unit
 
 __all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "train_pair", "initialise_row"]
@@ -54,11 +54,9 @@ def draw_negatives(items, negatives, rng, slot):
     """Fill ``negatives`` with rows drawn from the noise distribution (-1 where nothing can be drawn).
 
     One draw serves every pair of an event (shared negatives, as in batched word2vec variants): the
-    O(log V) Fenwick descent is paid once per event instead of once per pair.
+    O(log V) Fenwick descents are paid once per event instead of once per pair.
     """
-    tree, weights = items.noise_tree, items.noise_weights
-    for position in range(negatives.shape[0]):
-        negatives[position] = fenwick_sample(tree, weights, rng, slot)
+    fenwick_sample_many(items.noise_tree, items.noise_weights, negatives, rng, slot)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")

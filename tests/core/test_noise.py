@@ -52,3 +52,27 @@ def test_trainer_noise_tracks_running_counts():
     expected = target_distribution(arrays.counts[rows], 0.5)
     observed = arrays.noise_weights[rows] / arrays.noise_tree[0]
     assert np.allclose(observed, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("zero_every", [0, 3])
+def test_many_draws_side_by_side_equal_one_by_one(zero_every):
+    """fenwick_sample_many is the side-by-side form of fenwick_sample: same samples, same generator state after.
+    With zero_every, the tree still carries weight at leaves whose plain weight is 0 (what rounding can leave):
+    those draws are rejected and redrawn, and the side-by-side form must fall back to the one-by-one order."""
+    from streamer.core.noise import fenwick_sample_many
+
+    weights = np.random.default_rng(3).zipf(1.4, size=1000).astype(np.float64) ** 0.75
+    tree = np.zeros(weights.size + 1)
+    fenwick_build(tree, weights)
+    if zero_every:
+        weights[::zero_every] = 0.0  # the tree is left as it was
+    one_by_one, side_by_side = new_state(9), new_state(9)
+    for _ in range(200):
+        expected = [fenwick_sample(tree, weights, one_by_one, 0) for _ in range(30)]
+        drawn = np.empty(30, np.int64)
+        fenwick_sample_many(tree, weights, drawn, side_by_side, 0)
+        assert drawn.tolist() == expected
+        assert side_by_side[0] == one_by_one[0]
+    empty = np.empty(5, np.int64)
+    fenwick_sample_many(np.zeros(9), np.zeros(8), empty, side_by_side, 0)
+    assert empty.tolist() == [-1] * 5
