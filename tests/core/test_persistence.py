@@ -160,7 +160,7 @@ def _rewrite_without_replay_debt(source, target) -> None:
 
 
 def test_replay_debt_survives_save_load_and_old_checkpoints_load_with_none_owed(tmp_path):
-    trainer = Trainer(**SETTINGS)
+    trainer = Trainer(**{**SETTINGS, "replay_passes": 3})  # two of the three passes interleaved: one owed
     trainer.learn(events(), replay=False)
     trainer.replay(7)
     owed = trainer.replay_debt
