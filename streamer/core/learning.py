@@ -23,7 +23,7 @@ import numpy as np
 from streamer.core.noise import noise_weight, set_weight
 from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
-from streamer.core.sgns import ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, train_pair
+from streamer.core.sgns import ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, pair_scratch, train_pair
 
 __all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
            "WORK_PAIRS", "WORK_BLOCKS"]
@@ -204,7 +204,7 @@ def learn_events(items, users, replay, hyper, rng, user_slots, item_rows, timest
     """Learn (and train) events in order; ``outcome[e]`` is EVENT_ACCEPTED or EVENT_LATE. Before event
     ``sweep_at[i]`` (or after the last event, for larger indices) the idle users' sessions older than
     ``sweep_before[i]`` are swept (event-time housekeeping, see ``sessions.sweep_users``). Returns accepted count."""
-    gradient = np.zeros(items.vectors_in.shape[1], np.float32)
+    gradient = pair_scratch(items.vectors_in.shape[1], hyper.negative)
     negatives = np.empty(hyper.negative, np.int64)
     accepted, swept = 0, 0
     for event in range(user_slots.shape[0]):

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS, record_events, replay_pairs
-from streamer.core.sgns import draw_negatives, train_pair
+from streamer.core.sgns import draw_negatives, pair_scratch, train_pair
 
 __all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel",
            "BLOCK_PAIRS", "DRAW_STREAM", "use_threads"]
@@ -80,7 +80,7 @@ def draw_work(items, work, rng):
 def _apply_slice(items, work, learning_rate, part, parts):
     """Train slice ``part`` of ``parts`` of the recorded pairs, both directions with their weights."""
     count = work.counters[WORK_PAIRS]
-    gradient = np.zeros(items.vectors_in.shape[1], np.float32)
+    gradient = pair_scratch(items.vectors_in.shape[1], work.negatives.shape[1])
     for position in range(count * part // parts, count * (part + 1) // parts):
         first, second = work.pairs[position, 0], work.pairs[position, 1]
         negatives = work.negatives[work.pairs[position, 2]]

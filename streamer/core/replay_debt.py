@@ -21,6 +21,7 @@ import numpy as np
 
 from streamer.core.learning import replay_pairs
 from streamer.core.parallel import replay_parallel
+from streamer.core.sgns import pair_scratch
 
 __all__ = ["LOG_FACTOR", "ReplayDebt", "draw_replay"]
 
@@ -94,6 +95,6 @@ def draw_replay(item_arrays, replay, hyper, rng, work, workers: int, vector_size
         return 0
     if work is not None:
         return replay_parallel(item_arrays, replay, hyper, rng, work, workers, int(count))
-    gradient = np.zeros(vector_size, np.float32)
+    gradient = pair_scratch(vector_size, negative)
     negatives = np.empty(negative, np.int64)
     return int(replay_pairs(item_arrays, replay, hyper, int(count), rng, 0, gradient, negatives, None))

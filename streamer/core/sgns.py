@@ -17,7 +17,7 @@ import numpy as np
 from streamer.core.noise import fenwick_sample_many
 from streamer.core.random import next_unit
 
-__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "train_pair", "initialise_row"]
+__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "pair_scratch", "train_pair", "initialise_row"]
 
 ITEM_FREE = 0  # row unused (free list)
 ITEM_NEW = 1  # id known, vector not initialised yet (initialised at its first event)
@@ -59,27 +59,51 @@ def draw_negatives(items, negatives, rng, slot):
     fenwick_sample_many(items.noise_tree, items.noise_weights, negatives, rng, slot)
 
 
+@numba.njit(cache=True, nogil=True)
+def pair_scratch(vector_size, negative):
+    """The float32 scratch ``train_pair`` needs: the gradient (``vector_size``), then one score per row."""
+    return np.zeros(vector_size + negative + 1, np.float32)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
 def train_pair(items, source, target, negatives, learning_rate, gradient, weight=1.0):
     """One SGNS update: input row ``source`` predicts output row ``target`` against the ``negatives`` rows
     (a drawn row equal to ``target`` or -1 is skipped), the pair's loss scaled by ``weight``. ``gradient`` is
-    a float32 scratch vector. Inlined (numba IR) into its callers, which must be compiled with fastmath too: a
-    call would cost an atomic reference count increment and decrement per array argument, twice per pair."""
+    the float32 scratch of :func:`pair_scratch`. Inlined (numba IR) into its callers, which must be compiled
+    with fastmath too: a call would cost an atomic reference count increment and decrement per array argument,
+    twice per pair.
+
+    The scores of all rows are computed first (independent dot products overlap in the processor), then
+    the rows are updated in order. A row's update changes only its own score, so only a row drawn twice
+    needs its score again, from the updated vector: the result is that of scoring and updating one row
+    after another."""
     vectors_in, vectors_out, accum_in, accum_out, dirty = (items.vectors_in, items.vectors_out, items.accum_in,
                                                            items.accum_out, items.dirty)
-    size = vectors_in.shape[1]
+    size, count = vectors_in.shape[1], negatives.shape[0]
+    if gradient.shape[0] < size + count + 1:
+        raise ValueError("train_pair: the scratch must come from pair_scratch(vector_size, negative)")
     squared_hidden = _dot(vectors_in, source, vectors_in, source) / size
     for index in range(size):
         gradient[index] = 0.0
-    for draw in range(negatives.shape[0] + 1):
+    gradient[size] = _dot(vectors_in, source, vectors_out, target)
+    for draw in range(1, count + 1):
+        row = negatives[draw - 1]
+        if row >= 0 and row != target:
+            gradient[size + draw] = _dot(vectors_in, source, vectors_out, row)
+    for draw in range(count + 1):
         if draw == 0:
             row, label = target, np.float32(1.0)
+            score = gradient[size]
         else:
             row = negatives[draw - 1]
             if row < 0 or row == target:
                 continue
             label = np.float32(0.0)
-        error = (label - _sigmoid(_dot(vectors_in, source, vectors_out, row))) * np.float32(weight)
+            repeated = False
+            for earlier in range(draw - 1):
+                repeated |= negatives[earlier] == row
+            score = _dot(vectors_in, source, vectors_out, row) if repeated else gradient[size + draw]
+        error = (label - _sigmoid(score)) * np.float32(weight)
         accum_out[row] += error * error * squared_hidden
         step = np.float32(learning_rate / math.sqrt(accum_out[row])) * error
         for index in range(size):

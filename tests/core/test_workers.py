@@ -6,7 +6,7 @@ import pytest
 from streamer import Trainer
 from streamer.core.learning import COUNTER_PAIRS, WORK_BLOCKS, WORK_PAIRS
 from streamer.core.parallel import DRAW_STREAM, apply_work, draw_work, new_work
-from streamer.core.sgns import train_pair
+from streamer.core.sgns import pair_scratch, train_pair
 from streamer.errors import ConfigError
 
 from tests.core.synthetic import cluster_of, clustered_events
@@ -104,7 +104,7 @@ def test_recorded_pairs_are_trained_by_the_one_sgns_step():
     trainer, arrays, work = _recorded_items(pairs, negatives)
     expected = {name: getattr(arrays, name).copy() for name in ("vectors_in", "vectors_out", "accum_in", "accum_out")}
     reference = arrays._replace(**expected)
-    gradient = np.zeros(arrays.vectors_in.shape[1], np.float32)
+    gradient = pair_scratch(arrays.vectors_in.shape[1], negatives.shape[1])
     for first, second, block in pairs:
         train_pair(reference, first, second, negatives[block], trainer._hyper.learning_rate, gradient)
         train_pair(reference, second, first, negatives[block], trainer._hyper.learning_rate, gradient)
