@@ -32,8 +32,8 @@ class TrainerSettings:
     next-item prediction on a drifting stream needs (10k beat 100k and 1M on all three shared sets).
     ``interleaved_passes``: when replay is deferred (``learn(..., replay=False)``, the daemon under load), this
     many of the passes still run inline, interleaved with learning, and only the rest is owed: replay paid
-    after a burst scored below replay interleaved with it; two interleaved passes bring the daemon's served
-    vectors within about 0.001 HR@10 of inline replay and still keep up with the broker (README, Results).
+    after a burst scored below replay interleaved with it; with two interleaved passes the daemon's served
+    vectors score within 0.005 HR@10 of in process on the shared sets and it still keeps up (README, Results).
     Bounds: ``max_items`` (evict least-used items beyond it), ``item_ttl`` (expire items unseen for
     that long in event time); None = unbounded.
     Serving: ``vectors()`` serves input + output vectors; ``most_similar`` scores = ``dot_weight`` *
