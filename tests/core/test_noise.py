@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from streamer.core.noise import fenwick_build, fenwick_sample, set_weight, target_distribution
+from streamer.core.noise import fenwick_build, fenwick_sample, fenwick_sample_many, set_weight, target_distribution
 from streamer.core.random import new_state
 
 
@@ -59,8 +59,6 @@ def test_many_draws_side_by_side_equal_one_by_one(zero_every):
     """fenwick_sample_many is the side-by-side form of fenwick_sample: same samples, same generator state after.
     With zero_every, the tree still carries weight at leaves whose plain weight is 0 (what rounding can leave):
     those draws are rejected and redrawn, and the side-by-side form must fall back to the one-by-one order."""
-    from streamer.core.noise import fenwick_sample_many
-
     weights = np.random.default_rng(3).zipf(1.4, size=1000).astype(np.float64) ** 0.75
     tree = np.zeros(weights.size + 1)
     fenwick_build(tree, weights)
