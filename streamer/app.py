@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from streamer.config import Settings
+from streamer.core.warmup import warm_up
 from streamer.errors import CheckpointError
 from streamer.ingest import Ingestor
 from streamer.io.backoff import Backoff
@@ -142,6 +143,7 @@ class _Active:
         try:
             if self.settings.create_index:
                 _quietly(lambda: self.sink.create_index(self.engine.settings.vector_size))
+            log_event(logger, logging.INFO, "engine_compiled", seconds=round(warm_up(self.engine.settings), 3))
             self._open_source()
             self._loop()
             if self.lost_lease.is_set():

@@ -45,6 +45,7 @@ def test_second_daemon_is_a_standby_until_the_first_stops(
             wait_for(lambda: manifest_offsets(state).get((topic, 0)) == 350, 60, "the new holder to learn")
             assert second.daemon.active.engine.event_count == 350, "the model was handed over, not restarted"
     assert caplog.text.count("lease_acquired") == 2
+    assert caplog.text.count("engine_compiled") == 2  # each holder compiles its kernels before it subscribes
 
 
 def test_a_fenced_sink_writes_nothing(redis_client, unique_name):
