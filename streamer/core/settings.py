@@ -33,7 +33,7 @@ class TrainerSettings:
     ``interleaved_passes``: when replay is deferred (``learn(..., replay=False)``, the daemon under load), this
     many of the passes still run inline, interleaved with learning, and only the rest is owed: replay paid
     after a burst scored below replay interleaved with it; with two interleaved passes the daemon's served
-    vectors score within 0.007 HR@10 of in process on the shared sets, at no cost in throughput (README).
+    vectors score within 0.007 HR@10 of in process on the shared sets; each pass slows a backlog (README).
     Bounds: ``max_items`` (evict least-used items beyond it), ``item_ttl`` (expire items unseen for
     that long in event time); None = unbounded.
     Serving: ``vectors()`` serves input + output vectors; ``most_similar`` scores = ``dot_weight`` *
