@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from streamer.core.settings import TrainerSettings
+from streamer.core.trainer import Trainer
 
 __all__ = ["warm_up"]
 
@@ -23,8 +24,6 @@ def warm_up(settings: TrainerSettings) -> float:
     """Run every compiled path the daemon uses — learning with replay inline and owed, growing the item
     table, paying replay, a catalog upsert and retirement, similarity — on a throwaway engine; returns the
     seconds it took."""
-    from streamer.core.trainer import Trainer
-
     began = time.perf_counter()
     engine = Trainer(**settings.to_dict())
     # more items than a new item table holds, so it grows (rebuilding the noise tree) as it will in service
