@@ -93,11 +93,16 @@ class BatchLearning:
                     report.rejected.append((chunk[index], "retired_item"))
                     rejected.append(index)
                     continue
-                if items.full:
-                    self._overlap.settle()  # the arrays are about to be copied into larger ones
-                row = items.allocate(item, float(timestamps[index]))
+                row = self._allocate(item, float(timestamps[index]))
             rows[index] = row
         return rejected
+
+    def _allocate(self, item: str, ts: float) -> int:
+        """A row for an item seen for the first time; when the arrays must grow (be copied into larger ones),
+        the batch in flight settles first."""
+        if self._items.full:
+            self._overlap.settle()
+        return self._items.allocate(item, ts)
 
     def _learn_each(self, events: Iterable[Any], report: LearnReport) -> None:
         """The per-record path: any record shape, invalid records, eviction and expiry between two events."""
@@ -147,9 +152,7 @@ class BatchLearning:
                     self._flush(batch, report, wait=True)
                     pending = 0
                     self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
-                if items.full:
-                    self._overlap.settle()  # the arrays are about to be copied into larger ones
-                row = items.allocate(item, float(ts))
+                row = self._allocate(item, float(ts))
             add_user(user)
             add_row(row)
             add_ts(ts)
