@@ -129,7 +129,7 @@ class _Active:
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
                                      self.source, self.sink.pending_snapshot)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
-                                 settings.max_future_seconds, replay_inline=settings.replay_mode == "inline")
+                                 settings.max_future_seconds)
         self.status = Status(self)
         self.redis_backoff = Backoff("redis_unavailable")
         self.kafka_backoff = Backoff("kafka_unavailable")

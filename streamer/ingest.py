@@ -69,16 +69,15 @@ class Ingestor:
     """
 
     def __init__(self, engine, dead_letters, sink, max_message_bytes: int, max_future_seconds: float | None,
-                 clock=time.time, replay_inline: bool = True):
+                 clock=time.time):
         self.engine = engine
-        self._replay_inline = replay_inline  # False: the engine owes its replay (paid in spare time)
         self._dead_letters = dead_letters
         self._sink = sink
         self._max_bytes = max_message_bytes
         self._max_future = max_future_seconds or None
         self._clock = clock
 
-    def process(self, records: list, catalog: bool = False, replay: bool | None = None) -> BatchResult:
+    def process(self, records: list, catalog: bool = False, replay: bool = True) -> BatchResult:
         """Decode, validate, learn and mark one batch (all three steps below, in order)."""
         prepared = self.prepare(records, catalog)
         return self.finish(prepared, self.learn(prepared, replay))
@@ -130,14 +129,14 @@ class Ingestor:
             prepared.valid.append(parsed)
             prepared.origins.append((position, index) if indexed else position)
 
-    def learn(self, prepared: Prepared, replay: bool | None = None):
+    def learn(self, prepared: Prepared, replay: bool = True):
         """The engine step alone; returns the engine's report (None when nothing was valid). ``replay``:
-        True = replay inline, False = defer it, None = as configured (``replay_inline``)."""
+        True = replay inline, False = owe it (the daemon's loop chooses per batch, see ``replay_mode``)."""
         if not prepared.valid:
             return None
         if prepared.catalog:
             return self.engine.catalog(prepared.valid)
-        if self._replay_inline if replay is None else replay:
+        if replay:
             return self.engine.learn(prepared.valid)
         return self.engine.learn(prepared.valid, replay=False)
 

@@ -111,10 +111,9 @@ def test_engine_rejections_are_dead_lettered_too():
 
 def test_the_loop_chooses_per_batch_whether_replay_runs_inline_or_is_owed():
     engine = Trainer(vector_size=8, seed=2, replay_passes=3, interleaved_passes=1)
-    ingestor = Ingestor(engine, FakeDeadLetters(), FakeSink(), 200, max_future_seconds=60.0, clock=lambda: NOW,
-                        replay_inline=False)
+    ingestor = Ingestor(engine, FakeDeadLetters(), FakeSink(), 200, max_future_seconds=60.0, clock=lambda: NOW)
     batch = [_message(index, {"user": "u", "item": f"i{index % 4}", "ts": NOW - 100 + index}) for index in range(8)]
-    ingestor.process(batch[:4])  # as configured: deferred, two of the three passes owed
+    ingestor.process(batch[:4], replay=False)  # under load: deferred, two of the three passes owed
     owed = engine.replay_debt
     assert owed > 0
     ingestor.process(batch[4:], replay=True)  # the loop keeps up: this batch replays inline, owes nothing more
