@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,50 @@ def test_dockerfile_installs_the_package_without_the_local_extra_and_runs_as_non
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert 'ENTRYPOINT ["streamer"]' in instructions and 'CMD ["run"]' in instructions
+
+
+def _dockerfile_environment() -> dict:
+    """The ENV instructions of ops/Dockerfile (``NAME=value`` pairs, continuation lines joined)."""
+    text = (REPOSITORY / "ops" / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = [pair for line in text.splitlines() if line.startswith("ENV ") for pair in line[4:].split()]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_the_numba_cache_is_filled_in_the_image_and_kept_on_a_compose_volume(compose):
+    cache = _dockerfile_environment()["NUMBA_CACHE_DIR"]
+    assert not cache.startswith("/tmp"), "a cache in /tmp is lost with the container"
+    daemon = compose["services"]["streamer"]
+    mounts = {volume["target"] if isinstance(volume, dict) else volume.split(":")[1]: volume
+              for volume in daemon["volumes"]}
+    assert cache in mounts
+    assert "numba-cache" in compose["volumes"]
+
+
+# Reads the cache the Dockerfile's build step filled: every kernel the daemon's warm-up calls is a cache hit.
+LOADS_FROM_CACHE = """
+from streamer.core import learning, noise, sgns
+from streamer.core.settings import TrainerSettings
+from streamer.core.warmup import warm_up
+
+warm_up(TrainerSettings())
+for kernel in (learning.learn_events, learning.replay_pairs, sgns.initialise_row, noise.fenwick_build):
+    stats = kernel.stats
+    assert sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values()), (kernel, stats)
+"""
+
+
+def test_the_dockerfile_compiles_the_kernels_of_the_installed_package_into_that_cache(tmp_path):
+    text = (REPOSITORY / "ops" / "Dockerfile").read_text().replace("\\\n", " ")
+    build = [step.strip() for step in text.split("&&") if step.strip().startswith("python -c")]
+    assert len(build) == 1, "one build step compiles the kernels"
+    assert "&& cd / && python -c" in " ".join(text.split()), "compiled from /: the installed package, not the copy"
+    code = build[0][len("python -c"):].strip().split('"')[1]
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    built = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True,
+                           text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    assert "kernels compiled in" in built.stdout
+    assert list((tmp_path / "cache").rglob("*.nbi")), "nothing was written to NUMBA_CACHE_DIR"
+    started = subprocess.run([sys.executable, "-c", LOADS_FROM_CACHE], cwd=tmp_path, env=environment,
+                             capture_output=True, text=True, timeout=600)
+    assert started.returncode == 0, started.stderr
