@@ -3,7 +3,9 @@
 1. raw kafka-python consume rate on this broker (poll loop, no processing);
 2. the daemon's sustained end-to-end events/s on the same pre-filled topic (Kafka → learned → vectors
    flushed to Redis) and its ratio to (1) — target >= 0.9;
-3. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
+3. the processor time each spends per event (the daemon: its own process, where it learns, and its
+   fetch process), and from it the cores the daemon would need to run at 0.9 of the raw rate;
+4. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
    target p99 <= 1 s.
 
     python ops/bench_daemon.py [--events 200000] [--rate 10000] [--seconds 20]
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -71,20 +74,39 @@ def _paced_producer(bootstrap: str, topic: str, rate: float, seconds: float) -> 
     producer.close()
 
 
-def raw_consume_rate(settings, topic: str, count: int) -> float:
-    """A bare poll loop with the daemon's own consumer options (assigned, so it never joins the group)."""
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system processor seconds of process ``pid`` so far (Linux ``/proc``); None where unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_event(cpu_before: float | None, cpu_after: float | None, events: int) -> float | None:
+    """Processor seconds per event between two readings (None when either is missing)."""
+    if cpu_before is None or cpu_after is None or events <= 0:
+        return None
+    return (cpu_after - cpu_before) / events
+
+
+def raw_consume_rate(settings, topic: str, count: int) -> tuple[float, float]:
+    """A bare poll loop with the daemon's own consumer options (assigned, so it never joins the group):
+    events/s and processor seconds per event, both from the first batch on."""
     consumer = KafkaConsumer(**consumer_options(settings))
     consumer.assign([TopicPartition(topic, 0)])
     consumer.seek_to_beginning()
-    seen, began, first = 0, None, 0
+    seen, began, first, cpu_began = 0, None, 0, 0.0
     while seen < count:
         for records in consumer.poll(timeout_ms=500).values():
-            if began is None:
-                began, first = time.perf_counter(), len(records)  # time from the first batch on
+            if began is None:  # time from the first batch on
+                began, first, cpu_began = time.perf_counter(), len(records), time.process_time()
             seen += len(records)
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     consumer.close()
-    return (seen - first) / elapsed
+    return (seen - first) / elapsed, cpu / (seen - first)
 
 
 REPLAY_MODE = "spare"
@@ -97,24 +119,32 @@ def _settings(stack: LocalStack, topic: str, name: str, state: Path):
         session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_records=5000), environ={})
 
 
-def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> tuple[float, int]:
+def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> dict:
     """From the first event learned until Redis holds the vectors of every event: the ``{ns}:meta`` hash
     is written with the model version (events learned) in the same pipeline as the vectors changed up to
-    then, so ``model_version == count`` marks the end (spare-time replay after it does not count)."""
+    then, so ``model_version == count`` marks the end (spare-time replay after it does not count).
+
+    Returns ``events_per_second``, ``replayed_pairs`` (spare-time replay after the end) and the processor
+    seconds per event over the same span of the daemon's own process (``learner_cpu_per_event``: the loop,
+    learning, Redis writes; this benchmark's polling thread is in it too) and of its fetch process
+    (``fetcher_cpu_per_event``; None with ``--fetcher inline`` or without ``/proc``)."""
     settings = _settings(stack, topic, "bench-throughput", state)
     daemon = Daemon(settings)
     client = redis.Redis.from_url(stack.redis_url)
     meta = Keys(settings.namespace).meta
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
-    began = first = None
+    began = first = fetcher = None
     while True:
         active = daemon.active
         learned = active.engine.event_count if active else 0
         if learned and began is None:
             began, first = time.perf_counter(), learned
+            fetcher = getattr(active.source, "fetcher_pid", None)
+            cpu_began = (time.process_time(), process_cpu_seconds(fetcher))
         if learned == count and int(client.hget(meta, "model_version") or 0) == count:
             elapsed = time.perf_counter() - began
+            cpu_ended = (time.process_time(), process_cpu_seconds(fetcher))
             break
         time.sleep(0.005)
     time.sleep(1.0)  # let the idle daemon pay its replay debt, to report it
@@ -122,7 +152,17 @@ def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> tuple
     client.close()
     daemon.request_stop(watchdog=False)
     thread.join()
-    return (count - first) / elapsed, replayed
+    return {"events_per_second": (count - first) / elapsed, "replayed_pairs": replayed,
+            "learner_cpu_per_event": _per_event(cpu_began[0], cpu_ended[0], count - first),
+            "fetcher_cpu_per_event": _per_event(cpu_began[1], cpu_ended[1], count - first)}
+
+
+def cores_needed(daemon: dict, raw_rate: float, share: float = 0.9) -> float | None:
+    """Processor cores the daemon's work per event would take at ``share`` of the raw consume rate."""
+    parts = (daemon["learner_cpu_per_event"], daemon["fetcher_cpu_per_event"])
+    if None in parts:
+        return None
+    return sum(parts) * share * raw_rate
 
 
 def freshness(stack: LocalStack, topic: str, rate: float, seconds: float, state: Path) -> tuple:
@@ -166,18 +206,30 @@ def main() -> None:
         admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
         admin.close()
         _fill(stack.bootstrap_servers, "bench-fill", args.events)
-        raw = raw_consume_rate(_settings(stack, "bench-fill", "bench-raw", state), "bench-fill", args.events)
-        sustained, replayed = daemon_rate(stack, "bench-fill", args.events, state)
+        raw, raw_cpu = raw_consume_rate(_settings(stack, "bench-fill", "bench-raw", state), "bench-fill", args.events)
+        measured = daemon_rate(stack, "bench-fill", args.events, state)
         p50, p99, offered = freshness(stack, "bench-live", args.rate, args.seconds, state)
     shutil.rmtree(state, ignore_errors=True)
     print(f"events: {args.events:,} (yoochoose, JSON, 1 partition)")
+    sustained = measured["events_per_second"]
     print(f"raw kafka-python consume rate : {raw:12,.0f} events/s")
     print(f"daemon end-to-end (to Redis)  : {sustained:12,.0f} events/s")
-    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: {replayed:,} "
+    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: {measured['replayed_pairs']:,} "
           "(paid once the backlog is learned; not in the timing)")
     print(f"ratio daemon / raw            : {sustained / raw:12.3f}   (target >= 0.9)")
+    print(f"processor time per event      : raw consumer {raw_cpu * 1e6:.2f} µs; daemon {_microseconds(measured)}")
+    needed = cores_needed(measured, raw)
+    if needed is not None:
+        print(f"cores the daemon needs at 0.9 of the raw rate: {needed:.2f} (this machine: {os.cpu_count()})")
     print(f"freshness at {offered:,.0f} events/s offered for {args.seconds:.0f} s: "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms   (target p99 <= 1000 ms)")
+
+
+def _microseconds(measured: dict) -> str:
+    learner, fetcher = measured["learner_cpu_per_event"], measured["fetcher_cpu_per_event"]
+    if fetcher is None:
+        return f"{learner * 1e6:.2f} µs"
+    return f"{(learner + fetcher) * 1e6:.2f} µs = {learner * 1e6:.2f} (learning process) + {fetcher * 1e6:.2f} (fetch process)"
 
 
 if __name__ == "__main__":

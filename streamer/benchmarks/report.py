@@ -41,10 +41,21 @@ def _memory_ratios(memory: dict) -> dict:
             "peak_rss_vs_raw_vectors": _ratio(per_item, memory["raw_vector_bytes_per_item"])}
 
 
+def _daemon_cpu_per_event(daemon: dict) -> float | None:
+    """Processor seconds per event of the daemon's process and its fetch process together (None if unmeasured)."""
+    parts = (daemon.get("daemon_learner_cpu_seconds_per_event"), daemon.get("daemon_fetcher_cpu_seconds_per_event"))
+    return None if None in parts else sum(parts)
+
+
 def _daemon_ratios(daemon: dict) -> dict:
-    return {"daemon_vs_raw_consume": _ratio(daemon["daemon_events_per_second"], daemon["raw_consume_events_per_second"]),
+    """``cores_needed_for_target``: the cores the daemon's processor time per event would fill at the target
+    share of the raw consume rate (compare with the machine's cores)."""
+    raw_rate, cpu = daemon["raw_consume_events_per_second"], _daemon_cpu_per_event(daemon)
+    return {"daemon_vs_raw_consume": _ratio(daemon["daemon_events_per_second"], raw_rate),
             "achieved_vs_offered_rate": _ratio(daemon["offered_events_per_second"], daemon["target_rate"]),
-            "freshness_p99_vs_target": _ratio(daemon["freshness_p99_seconds"], TARGETS["freshness_p99_seconds"])}
+            "freshness_p99_vs_target": _ratio(daemon["freshness_p99_seconds"], TARGETS["freshness_p99_seconds"]),
+            "cpu_per_event_vs_raw_consume": _ratio(cpu, daemon.get("raw_consume_cpu_seconds_per_event")),
+            "cores_needed_for_target": None if cpu is None else cpu * TARGETS["daemon_vs_raw_consume"] * raw_rate}
 
 
 def _lookup_ratios(lookup: dict) -> dict:
@@ -106,7 +117,20 @@ def _daemon_rows(daemon: dict, ratios: dict) -> list[Row]:
              _number(ratios["daemon_vs_raw_consume"], 3), "≥ 0.9"),
             (f"freshness p50 / p99 at {daemon['offered_events_per_second']:,.0f} events/s offered",
              f"{_number(p50 and p50 * 1000)} / {_number(p99 and p99 * 1000)} ms", "-",
-             _number(ratios["freshness_p99_vs_target"], 2, " of 1 s"), "p99 ≤ 1 s")]
+             _number(ratios["freshness_p99_vs_target"], 2, " of 1 s"), "p99 ≤ 1 s")] + _cpu_rows(daemon, ratios)
+
+
+def _cpu_rows(daemon: dict, ratios: dict) -> list[Row]:
+    """Processor time per event, and the cores it would fill at the throughput target (when measured)."""
+    if ratios.get("cores_needed_for_target") is None:
+        return []
+    learner, fetcher = daemon["daemon_learner_cpu_seconds_per_event"], daemon["daemon_fetcher_cpu_seconds_per_event"]
+    raw = daemon.get("raw_consume_cpu_seconds_per_event")
+    return [("processor µs per event: daemon (learning + fetch process) vs raw kafka-python consume",
+             f"{learner * 1e6:.2f} + {fetcher * 1e6:.2f}", _number(raw and raw * 1e6, 2),
+             _number(ratios["cpu_per_event_vs_raw_consume"], 2, "x"), "-"),
+            ("cores the daemon needs at 0.9 of the raw rate (vs cores on this machine)",
+             _number(ratios["cores_needed_for_target"], 2), _number(daemon.get("cores")), "-", "-")]
 
 
 def _lookup_rows(lookup: dict, ratios: dict) -> list[Row]:

@@ -102,14 +102,19 @@ def measure_daemon(sizes: dict) -> dict:
             admin.close()
             daemon._fill(stack.bootstrap_servers, "bench-fill", count)
             # the raw baseline uses the daemon's own consumer options (same settings object)
-            raw = daemon.raw_consume_rate(daemon._settings(stack, "bench-fill", "bench-raw", state), "bench-fill", count)
-            sustained, replayed = daemon.daemon_rate(stack, "bench-fill", count, state)
+            raw, raw_cpu = daemon.raw_consume_rate(daemon._settings(stack, "bench-fill", "bench-raw", state),
+                                                   "bench-fill", count)
+            measured = daemon.daemon_rate(stack, "bench-fill", count, state)
             p50, p99, offered = daemon.freshness(stack, "bench-live", sizes["rate"], sizes["rate_seconds"], state)
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    return {"events": count, "partitions": 1, "raw_consume_events_per_second": raw,
-            "daemon_events_per_second": sustained, "spare_time_replayed_pairs": replayed, "target_rate": sizes["rate"], "rate_seconds": sizes["rate_seconds"],
-            "offered_events_per_second": offered, "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
+    return {"events": count, "partitions": 1, "cores": os.cpu_count(), "raw_consume_events_per_second": raw,
+            "raw_consume_cpu_seconds_per_event": raw_cpu, "daemon_events_per_second": measured["events_per_second"],
+            "daemon_learner_cpu_seconds_per_event": measured["learner_cpu_per_event"],
+            "daemon_fetcher_cpu_seconds_per_event": measured["fetcher_cpu_per_event"],
+            "spare_time_replayed_pairs": measured["replayed_pairs"], "target_rate": sizes["rate"],
+            "rate_seconds": sizes["rate_seconds"], "offered_events_per_second": offered,
+            "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
 
 
 def measure_lookup(sizes: dict) -> dict:
