@@ -43,7 +43,7 @@ def test_ratios_and_markdown_of_a_hand_made_report():
     assert "2 cores (Test CPU), 8.0 GiB RAM, load average 0.50 / 1.50" in text
     assert "| 600 | 200 | 3.00x | ≥ 1.0 |" in text and "| 600 | 400 | 1.50x | ≥ 1.0 |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
     assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x" in text
-    assert "| 4000.00 + 2000.00 | 3,000.00 | 2.00x | - |" in text and "| 0.54 | 2 | - | - |" in text
+    assert "| 4,000.00 + 2,000.00 | 3,000.00 | 2.00x | - |" in text and "| 0.54 | 2 | - | - |" in text
 
 
 def test_a_failed_section_is_reported_not_hidden():

@@ -127,7 +127,7 @@ def _cpu_rows(daemon: dict, ratios: dict) -> list[Row]:
     learner, fetcher = daemon["daemon_learner_cpu_seconds_per_event"], daemon["daemon_fetcher_cpu_seconds_per_event"]
     raw = daemon.get("raw_consume_cpu_seconds_per_event")
     return [("processor µs per event: daemon (learning + fetch process) vs raw kafka-python consume",
-             f"{learner * 1e6:.2f} + {fetcher * 1e6:.2f}", _number(raw and raw * 1e6, 2),
+             f"{_number(learner * 1e6, 2)} + {_number(fetcher * 1e6, 2)}", _number(raw and raw * 1e6, 2),
              _number(ratios["cpu_per_event_vs_raw_consume"], 2, "x"), "-"),
             ("cores the daemon needs at 0.9 of the raw rate (vs cores on this machine)",
              _number(ratios["cores_needed_for_target"], 2), _number(daemon.get("cores")), "-", "-")]
