@@ -5,7 +5,9 @@
    flushed to Redis) and its ratio to (1) — target >= 0.9;
 3. the processor time each spends per event (the daemon: its own process, where it learns, and its
    fetch process), and from it the cores the daemon would need to run at 0.9 of the raw rate;
-4. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
+4. the daemon's engine learning the same events alone (no Kafka, no Redis), the way the daemon learns a
+   backlog (``max_poll_records`` batches, replay owed): the most the daemon could reach on one learner;
+5. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
    target p99 <= 1 s.
 
     python ops/bench_daemon.py [--events 200000] [--rate 10000] [--seconds 20]
@@ -29,8 +31,12 @@ import redis  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
+from orjson import loads as orjson_loads  # noqa: E402
+
 from streamer.app import Daemon  # noqa: E402
 from streamer.config import load_settings  # noqa: E402
+from streamer.core.trainer import Trainer  # noqa: E402
+from streamer.core.warmup import warm_up  # noqa: E402
 from streamer.datasets import load_events  # noqa: E402
 from streamer.io.kafka_source import consumer_options  # noqa: E402
 from streamer.keys import Keys  # noqa: E402
@@ -165,6 +171,23 @@ def cores_needed(daemon: dict, raw_rate: float, share: float = 0.9) -> float | N
     return sum(parts) * share * raw_rate
 
 
+def learning_alone(settings, count: int) -> tuple[float, float]:
+    """The benchmark's events learned by the daemon's engine alone: decoded before the clock starts, then
+    ``max_poll_records`` at a time with the replay owed (``learn(..., replay=False)``), as the daemon learns a
+    backlog. Events/s and processor seconds per event."""
+    events = []
+    for _, value in _messages(count):
+        decoded = orjson_loads(value)
+        events.append((decoded["user"], decoded["item"], float(decoded["ts"])))
+    engine = Trainer(**settings.engine_knobs)
+    warm_up(engine.settings)  # compiled first, as in the daemon
+    began, cpu_began = time.perf_counter(), time.process_time()
+    for start in range(0, count, settings.max_poll_records):
+        engine.learn(events[start:start + settings.max_poll_records], replay=False)
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    return count / elapsed, cpu / count
+
+
 def freshness(stack: LocalStack, topic: str, rate: float, seconds: float, state: Path) -> tuple:
     daemon = Daemon(_settings(stack, topic, "bench-freshness", state))
     thread = threading.Thread(target=daemon.run, daemon=True)
@@ -208,6 +231,7 @@ def main() -> None:
         _fill(stack.bootstrap_servers, "bench-fill", args.events)
         raw, raw_cpu = raw_consume_rate(_settings(stack, "bench-fill", "bench-raw", state), "bench-fill", args.events)
         measured = daemon_rate(stack, "bench-fill", args.events, state)
+        alone, alone_cpu = learning_alone(_settings(stack, "bench-fill", "bench-alone", state), args.events)
         p50, p99, offered = freshness(stack, "bench-live", args.rate, args.seconds, state)
     shutil.rmtree(state, ignore_errors=True)
     print(f"events: {args.events:,} (yoochoose, JSON, 1 partition)")
@@ -221,6 +245,8 @@ def main() -> None:
     needed = cores_needed(measured, raw)
     if needed is not None:
         print(f"cores the daemon needs at 0.9 of the raw rate: {needed:.2f} (this machine: {os.cpu_count()})")
+    print(f"learning alone (no Kafka, no Redis): {alone:,.0f} events/s, {alone_cpu * 1e6:.2f} µs per event = "
+          f"{alone / raw:.3f} of the raw consume rate")
     print(f"freshness at {offered:,.0f} events/s offered for {args.seconds:.0f} s: "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms   (target p99 <= 1000 ms)")
 

@@ -23,7 +23,8 @@ HAND_MADE = {
         "daemon": {"daemon_events_per_second": 90.0, "raw_consume_events_per_second": 100.0, "target_rate": 50.0,
                    "offered_events_per_second": 40.0, "freshness_p50_seconds": 0.1, "freshness_p99_seconds": 0.5,
                    "raw_consume_cpu_seconds_per_event": 0.003, "daemon_learner_cpu_seconds_per_event": 0.004,
-                   "daemon_fetcher_cpu_seconds_per_event": 0.002, "cores": 2},
+                   "daemon_fetcher_cpu_seconds_per_event": 0.002, "cores": 2,
+                   "learning_alone_events_per_second": 70.0},
         "lookup": {"operations": {"ping": {"p50_us": 20.0, "p99_us": 40.0},
                                   "vector": {"p50_us": 30.0, "p99_us": 100.0}}},
     },
@@ -38,12 +39,14 @@ def test_ratios_and_markdown_of_a_hand_made_report():
     assert ratios["daemon"]["freshness_p99_vs_target"] == pytest.approx(0.5)
     assert ratios["daemon"]["cpu_per_event_vs_raw_consume"] == pytest.approx(2.0)  # (4 + 2) ms vs 3 ms
     assert ratios["daemon"]["cores_needed_for_target"] == pytest.approx(0.54)  # 6 ms x 0.9 x 100 events/s
+    assert ratios["daemon"]["learning_alone_vs_raw_consume"] == pytest.approx(0.7)
     assert ratios["lookup"] == {"vector": {"p50_vs_ping": 1.5, "p99_vs_ping": 2.5}}
     text = markdown_report({**HAND_MADE, "ratios": ratios, "command": "streamer bench"})
     assert "2 cores (Test CPU), 8.0 GiB RAM, load average 0.50 / 1.50" in text
     assert "| 600 | 200 | 3.00x | ≥ 1.0 |" in text and "| 600 | 400 | 1.50x | ≥ 1.0 |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
     assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x" in text
     assert "| 4,000.00 + 2,000.00 | 3,000.00 | 2.00x | - |" in text and "| 0.54 | 2 | - | - |" in text
+    assert "| 70 | 100 | 0.700 | - |" in text
 
 
 def test_a_failed_section_is_reported_not_hidden():
@@ -81,12 +84,15 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
     assert ratios["daemon"]["cores_needed_for_target"] == pytest.approx(
         (daemon["daemon_learner_cpu_seconds_per_event"] + daemon["daemon_fetcher_cpu_seconds_per_event"])
         * 0.9 * daemon["raw_consume_events_per_second"])
+    assert daemon["learning_alone_events_per_second"] > 0 and daemon["learning_alone_cpu_seconds_per_event"] > 0
+    assert ratios["daemon"]["learning_alone_vs_raw_consume"] == pytest.approx(
+        daemon["learning_alone_events_per_second"] / daemon["raw_consume_events_per_second"])
     assert set(lookup["operations"]) == {"ping", "vector", "vectors(100)", "similar"}
     assert ratios["lookup"]["similar"]["p99_vs_ping"] == pytest.approx(
         lookup["operations"]["similar"]["p99_us"] / lookup["operations"]["ping"]["p99_us"])
     table = (tmp_path / "bench.md").read_text()
     assert f"Machine: {machine['cores']} cores" in table
     for heading in ("training tokens/s", "peak RSS", "end-to-end events/s", "freshness p50 / p99", "processor µs per event",
-                    "cores the daemon needs", "lookup `vector`",
+                    "cores the daemon needs", "learning alone events/s", "lookup `vector`",
                     "lookup `vectors(100)`", "lookup `similar`"):
         assert heading in table and heading in printed.out

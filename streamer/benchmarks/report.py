@@ -55,7 +55,8 @@ def _daemon_ratios(daemon: dict) -> dict:
             "achieved_vs_offered_rate": _ratio(daemon["offered_events_per_second"], daemon["target_rate"]),
             "freshness_p99_vs_target": _ratio(daemon["freshness_p99_seconds"], TARGETS["freshness_p99_seconds"]),
             "cpu_per_event_vs_raw_consume": _ratio(cpu, daemon.get("raw_consume_cpu_seconds_per_event")),
-            "cores_needed_for_target": None if cpu is None else cpu * TARGETS["daemon_vs_raw_consume"] * raw_rate}
+            "cores_needed_for_target": None if cpu is None else cpu * TARGETS["daemon_vs_raw_consume"] * raw_rate,
+            "learning_alone_vs_raw_consume": _ratio(daemon.get("learning_alone_events_per_second"), raw_rate)}
 
 
 def _lookup_ratios(lookup: dict) -> dict:
@@ -130,7 +131,16 @@ def _cpu_rows(daemon: dict, ratios: dict) -> list[Row]:
              f"{_number(learner * 1e6, 2)} + {_number(fetcher * 1e6, 2)}", _number(raw and raw * 1e6, 2),
              _number(ratios["cpu_per_event_vs_raw_consume"], 2, "x"), "-"),
             ("cores the daemon needs at 0.9 of the raw rate (vs cores on this machine)",
-             _number(ratios["cores_needed_for_target"], 2), _number(daemon.get("cores")), "-", "-")]
+             _number(ratios["cores_needed_for_target"], 2), _number(daemon.get("cores")), "-", "-")] + _alone_rows(daemon, ratios)
+
+
+def _alone_rows(daemon: dict, ratios: dict) -> list[Row]:
+    """The daemon's engine learning the same events without Kafka or Redis (when measured)."""
+    if ratios.get("learning_alone_vs_raw_consume") is None:
+        return []
+    return [("learning alone events/s (the daemon's engine, no Kafka, no Redis) vs raw kafka-python consume",
+             _number(daemon["learning_alone_events_per_second"]), _number(daemon["raw_consume_events_per_second"]),
+             _number(ratios["learning_alone_vs_raw_consume"], 3), "-")]
 
 
 def _lookup_rows(lookup: dict, ratios: dict) -> list[Row]:

@@ -105,6 +105,7 @@ def measure_daemon(sizes: dict) -> dict:
             raw, raw_cpu = daemon.raw_consume_rate(daemon._settings(stack, "bench-fill", "bench-raw", state),
                                                    "bench-fill", count)
             measured = daemon.daemon_rate(stack, "bench-fill", count, state)
+            alone, alone_cpu = daemon.learning_alone(daemon._settings(stack, "bench-fill", "bench-alone", state), count)
             p50, p99, offered = daemon.freshness(stack, "bench-live", sizes["rate"], sizes["rate_seconds"], state)
     finally:
         shutil.rmtree(state, ignore_errors=True)
@@ -112,6 +113,7 @@ def measure_daemon(sizes: dict) -> dict:
             "raw_consume_cpu_seconds_per_event": raw_cpu, "daemon_events_per_second": measured["events_per_second"],
             "daemon_learner_cpu_seconds_per_event": measured["learner_cpu_per_event"],
             "daemon_fetcher_cpu_seconds_per_event": measured["fetcher_cpu_per_event"],
+            "learning_alone_events_per_second": alone, "learning_alone_cpu_seconds_per_event": alone_cpu,
             "spare_time_replayed_pairs": measured["replayed_pairs"], "target_rate": sizes["rate"],
             "rate_seconds": sizes["rate_seconds"], "offered_events_per_second": offered,
             "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
