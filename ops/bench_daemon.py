@@ -10,7 +10,7 @@
 5. freshness p50/p99 (produce time → vector written to Redis) with a producer paced at 10,000 events/s —
    target p99 <= 1 s.
 
-    python ops/bench_daemon.py [--events 200000] [--rate 10000] [--seconds 20]
+    python ops/bench_daemon.py [--events 200000] [--rate 10000] [--seconds 20] [--knob interleaved_passes=0]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from orjson import loads as orjson_loads  # noqa: E402
 
 from streamer.app import Daemon  # noqa: E402
-from streamer.config import load_settings  # noqa: E402
+from streamer.config import ENGINE_KNOBS, load_settings  # noqa: E402
 from streamer.core.trainer import Trainer  # noqa: E402
 from streamer.core.warmup import warm_up  # noqa: E402
 from streamer.datasets import load_events  # noqa: E402
@@ -116,13 +116,15 @@ def raw_consume_rate(settings, topic: str, count: int) -> tuple[float, float]:
 
 
 REPLAY_MODE = "spare"
+KNOBS: dict[str, str] = {}  # engine knobs from --knob NAME=VALUE, read as STREAMER_<NAME> would be
 
 
 def _settings(stack: LocalStack, topic: str, name: str, state: Path):
     return load_settings(flags=dict(replay_mode=REPLAY_MODE,
         bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url, topic=topic, catalog_topic="",
         group=f"{name}-group", namespace=name, checkpoint_dir=str(state / name), status_interval=5.0,
-        session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_records=5000), environ={})
+        session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_records=5000),
+        environ={f"STREAMER_{name.upper()}": value for name, value in KNOBS.items()})
 
 
 def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> dict:
@@ -220,9 +222,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--replay-mode", choices=("spare", "inline"), default="spare")
+    parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                        help="an engine knob for the daemon and the learning-alone run, e.g. interleaved_passes=0 "
+                             "or workers=2 (repeatable; the defaults of `streamer run` otherwise)")
     args = parser.parse_args()
     global REPLAY_MODE
     REPLAY_MODE = args.replay_mode
+    for knob in args.knob:
+        name, separator, value = knob.partition("=")
+        if not separator:
+            parser.error(f"--knob wants NAME=VALUE, got {knob!r}")
+        name = name.strip().replace("-", "_")
+        if name not in ENGINE_KNOBS:
+            parser.error(f"--knob: {name!r} is not an engine knob (one of {', '.join(sorted(ENGINE_KNOBS))})")
+        KNOBS[name] = value.strip()
     state = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     with LocalStack() as stack:
         admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
@@ -234,7 +247,8 @@ def main() -> None:
         alone, alone_cpu = learning_alone(_settings(stack, "bench-fill", "bench-alone", state), args.events)
         p50, p99, offered = freshness(stack, "bench-live", args.rate, args.seconds, state)
     shutil.rmtree(state, ignore_errors=True)
-    print(f"events: {args.events:,} (yoochoose, JSON, 1 partition)")
+    print(f"events: {args.events:,} (yoochoose, JSON, 1 partition); engine knobs: "
+          f"{', '.join(f'{name}={value}' for name, value in KNOBS.items()) or 'the defaults'}")
     sustained = measured["events_per_second"]
     print(f"raw kafka-python consume rate : {raw:12,.0f} events/s")
     print(f"daemon end-to-end (to Redis)  : {sustained:12,.0f} events/s")
