@@ -119,6 +119,20 @@ REPLAY_MODE = "spare"
 KNOBS: dict[str, str] = {}  # engine knobs from --knob NAME=VALUE, read as STREAMER_<NAME> would be
 
 
+def parse_knobs(pairs: list[str]) -> dict[str, str]:
+    """``--knob NAME=VALUE`` arguments as ``{name: value}``; ValueError for a malformed pair or an unknown knob."""
+    knobs = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator:
+            raise ValueError(f"--knob wants NAME=VALUE, got {pair!r}")
+        name = name.strip().replace("-", "_")
+        if name not in ENGINE_KNOBS:
+            raise ValueError(f"--knob: {name!r} is not an engine knob (one of {', '.join(sorted(ENGINE_KNOBS))})")
+        knobs[name] = value.strip()
+    return knobs
+
+
 def _settings(stack: LocalStack, topic: str, name: str, state: Path):
     return load_settings(flags=dict(replay_mode=REPLAY_MODE,
         bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url, topic=topic, catalog_topic="",
@@ -228,14 +242,10 @@ def main() -> None:
     args = parser.parse_args()
     global REPLAY_MODE
     REPLAY_MODE = args.replay_mode
-    for knob in args.knob:
-        name, separator, value = knob.partition("=")
-        if not separator:
-            parser.error(f"--knob wants NAME=VALUE, got {knob!r}")
-        name = name.strip().replace("-", "_")
-        if name not in ENGINE_KNOBS:
-            parser.error(f"--knob: {name!r} is not an engine knob (one of {', '.join(sorted(ENGINE_KNOBS))})")
-        KNOBS[name] = value.strip()
+    try:
+        KNOBS.update(parse_knobs(args.knob))
+    except ValueError as error:
+        parser.error(str(error))
     state = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     with LocalStack() as stack:
         admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)

@@ -49,6 +49,24 @@ def test_ratios_and_markdown_of_a_hand_made_report():
     assert "| 70 | 100 | 0.700 | - |" in text
 
 
+def test_the_daemon_benchmark_takes_engine_knobs_and_refuses_unknown_ones(tmp_path):
+    from streamer.benchmarks.suite import load_ops
+
+    bench = load_ops("bench_daemon")
+    assert bench.parse_knobs(["interleaved_passes=0", "replay-passes = 4"]) == {"interleaved_passes": "0",
+                                                                               "replay_passes": "4"}
+    for wrong in (["interleaved_passes"], ["no_such_knob=1"]):
+        with pytest.raises(ValueError):
+            bench.parse_knobs(wrong)
+    stack = type("Stack", (), {"bootstrap_servers": "127.0.0.1:1", "redis_url": "redis://127.0.0.1:1"})()
+    bench.KNOBS.update(interleaved_passes="0", workers="2")
+    try:
+        settings = bench._settings(stack, "topic", "name", tmp_path)
+    finally:
+        bench.KNOBS.clear()
+    assert settings.engine_knobs == {"interleaved_passes": 0, "workers": 2}
+
+
 def test_a_failed_section_is_reported_not_hidden():
     sections = {**HAND_MADE["sections"], "daemon": {"error": "BenchError: broker did not start"}}
     ratios = compute_ratios(sections)
