@@ -34,6 +34,7 @@ from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from orjson import loads as orjson_loads  # noqa: E402
 
 from streamer.app import Daemon  # noqa: E402
+from streamer.benchmarks.report import compute_ratios  # noqa: E402
 from streamer.config import ENGINE_KNOBS, load_settings  # noqa: E402
 from streamer.core.trainer import Trainer  # noqa: E402
 from streamer.core.warmup import warm_up  # noqa: E402
@@ -179,14 +180,6 @@ def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> dict:
             "fetcher_cpu_per_event": _per_event(cpu_began[1], cpu_ended[1], count - first)}
 
 
-def cores_needed(daemon: dict, raw_rate: float, share: float = 0.9) -> float | None:
-    """Processor cores the daemon's work per event would take at ``share`` of the raw consume rate."""
-    parts = (daemon["learner_cpu_per_event"], daemon["fetcher_cpu_per_event"])
-    if None in parts:
-        return None
-    return sum(parts) * share * raw_rate
-
-
 def learning_alone(settings, count: int) -> tuple[float, float]:
     """The benchmark's events learned by the daemon's engine alone: decoded before the clock starts, then
     ``max_poll_records`` at a time with the replay owed (``learn(..., replay=False)``), as the daemon learns a
@@ -230,6 +223,28 @@ def freshness(stack: LocalStack, topic: str, rate: float, seconds: float, state:
     return p50, p99, expected / produced_seconds
 
 
+def measure(count: int, rate: float, seconds: float, state: Path, log_dir: Path | None = None) -> dict:
+    """Every measure of this benchmark on a fresh local stack, as the ``daemon`` section of ``streamer bench``
+    (:mod:`streamer.benchmarks.report` derives the ratios). ``state`` holds the daemons' checkpoints."""
+    with LocalStack(log_dir=log_dir) as stack:
+        admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+        admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
+        admin.close()
+        _fill(stack.bootstrap_servers, "bench-fill", count)
+        # the raw baseline uses the daemon's own consumer options (same settings object)
+        raw, raw_cpu = raw_consume_rate(_settings(stack, "bench-fill", "bench-raw", state), "bench-fill", count)
+        measured = daemon_rate(stack, "bench-fill", count, state)
+        alone, alone_cpu = learning_alone(_settings(stack, "bench-fill", "bench-alone", state), count)
+        p50, p99, offered = freshness(stack, "bench-live", rate, seconds, state)
+    return {"events": count, "partitions": 1, "cores": os.cpu_count(), "raw_consume_events_per_second": raw,
+            "raw_consume_cpu_seconds_per_event": raw_cpu, "daemon_events_per_second": measured["events_per_second"],
+            "daemon_learner_cpu_seconds_per_event": measured["learner_cpu_per_event"],
+            "daemon_fetcher_cpu_seconds_per_event": measured["fetcher_cpu_per_event"],
+            "learning_alone_events_per_second": alone, "learning_alone_cpu_seconds_per_event": alone_cpu,
+            "spare_time_replayed_pairs": measured["replayed_pairs"], "target_rate": rate, "rate_seconds": seconds,
+            "offered_events_per_second": offered, "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -247,36 +262,35 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     state = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
-    with LocalStack() as stack:
-        admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
-        admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
-        admin.close()
-        _fill(stack.bootstrap_servers, "bench-fill", args.events)
-        raw, raw_cpu = raw_consume_rate(_settings(stack, "bench-fill", "bench-raw", state), "bench-fill", args.events)
-        measured = daemon_rate(stack, "bench-fill", args.events, state)
-        alone, alone_cpu = learning_alone(_settings(stack, "bench-fill", "bench-alone", state), args.events)
-        p50, p99, offered = freshness(stack, "bench-live", args.rate, args.seconds, state)
-    shutil.rmtree(state, ignore_errors=True)
+    try:
+        section = measure(args.events, args.rate, args.seconds, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    ratios = compute_ratios({"daemon": section})["daemon"]
+    raw, sustained = section["raw_consume_events_per_second"], section["daemon_events_per_second"]
     print(f"events: {args.events:,} (yoochoose, JSON, 1 partition); engine knobs: "
           f"{', '.join(f'{name}={value}' for name, value in KNOBS.items()) or 'the defaults'}")
-    sustained = measured["events_per_second"]
     print(f"raw kafka-python consume rate : {raw:12,.0f} events/s")
     print(f"daemon end-to-end (to Redis)  : {sustained:12,.0f} events/s")
-    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: {measured['replayed_pairs']:,} "
-          "(paid once the backlog is learned; not in the timing)")
-    print(f"ratio daemon / raw            : {sustained / raw:12.3f}   (target >= 0.9)")
-    print(f"processor time per event      : raw consumer {raw_cpu * 1e6:.2f} µs; daemon {_microseconds(measured)}")
-    needed = cores_needed(measured, raw)
-    if needed is not None:
-        print(f"cores the daemon needs at 0.9 of the raw rate: {needed:.2f} (this machine: {os.cpu_count()})")
-    print(f"learning alone (no Kafka, no Redis): {alone:,.0f} events/s, {alone_cpu * 1e6:.2f} µs per event = "
-          f"{alone / raw:.3f} of the raw consume rate")
-    print(f"freshness at {offered:,.0f} events/s offered for {args.seconds:.0f} s: "
-          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms   (target p99 <= 1000 ms)")
+    print(f"replay mode {args.replay_mode}: spare-time replayed pairs in the throughput run: "
+          f"{section['spare_time_replayed_pairs']:,} (paid once the backlog is learned; not in the timing)")
+    print(f"ratio daemon / raw            : {ratios['daemon_vs_raw_consume']:12.3f}   (target >= 0.9)")
+    print(f"processor time per event      : raw consumer {section['raw_consume_cpu_seconds_per_event'] * 1e6:.2f} µs; "
+          f"daemon {_microseconds(section)}")
+    if ratios["cores_needed_for_target"] is not None:
+        print(f"cores the daemon needs at 0.9 of the raw rate: {ratios['cores_needed_for_target']:.2f} "
+              f"(this machine: {section['cores']})")
+    print(f"learning alone (no Kafka, no Redis): {section['learning_alone_events_per_second']:,.0f} events/s, "
+          f"{section['learning_alone_cpu_seconds_per_event'] * 1e6:.2f} µs per event = "
+          f"{ratios['learning_alone_vs_raw_consume']:.3f} of the raw consume rate")
+    print(f"freshness at {section['offered_events_per_second']:,.0f} events/s offered for {args.seconds:.0f} s: "
+          f"p50 {section['freshness_p50_seconds'] * 1000:.0f} ms, p99 {section['freshness_p99_seconds'] * 1000:.0f} ms"
+          "   (target p99 <= 1000 ms)")
 
 
-def _microseconds(measured: dict) -> str:
-    learner, fetcher = measured["learner_cpu_per_event"], measured["fetcher_cpu_per_event"]
+def _microseconds(section: dict) -> str:
+    learner = section["daemon_learner_cpu_seconds_per_event"]
+    fetcher = section["daemon_fetcher_cpu_seconds_per_event"]
     if fetcher is None:
         return f"{learner * 1e6:.2f} µs"
     return f"{(learner + fetcher) * 1e6:.2f} µs = {learner * 1e6:.2f} (learning process) + {fetcher * 1e6:.2f} (fetch process)"

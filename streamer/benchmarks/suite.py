@@ -88,35 +88,15 @@ def measure_memory(sizes: dict) -> dict:
 
 
 def measure_daemon(sizes: dict) -> dict:
-    """Raw kafka-python consume vs the daemon end to end on one pre-filled topic; freshness at a fixed rate."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    from streamer.localstack import LocalStack
-
+    """Raw kafka-python consume vs the daemon end to end on one pre-filled topic, their processor time per
+    event, the engine learning alone; freshness at a fixed rate (``ops/bench_daemon.py``'s ``measure``)."""
     daemon = load_ops("bench_daemon")
-    count, state = sizes["daemon_events"], Path(tempfile.mkdtemp(prefix="streamer-bench-daemon-"))
+    state = Path(tempfile.mkdtemp(prefix="streamer-bench-daemon-"))
     try:
-        with LocalStack(log_dir=state / "stack") as stack:
-            admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
-            admin.create_topics([NewTopic("bench-fill", 1, 1), NewTopic("bench-live", 1, 1)])
-            admin.close()
-            daemon._fill(stack.bootstrap_servers, "bench-fill", count)
-            # the raw baseline uses the daemon's own consumer options (same settings object)
-            raw, raw_cpu = daemon.raw_consume_rate(daemon._settings(stack, "bench-fill", "bench-raw", state),
-                                                   "bench-fill", count)
-            measured = daemon.daemon_rate(stack, "bench-fill", count, state)
-            alone, alone_cpu = daemon.learning_alone(daemon._settings(stack, "bench-fill", "bench-alone", state), count)
-            p50, p99, offered = daemon.freshness(stack, "bench-live", sizes["rate"], sizes["rate_seconds"], state)
+        return daemon.measure(sizes["daemon_events"], sizes["rate"], sizes["rate_seconds"], state,
+                              log_dir=state / "stack")
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    return {"events": count, "partitions": 1, "cores": os.cpu_count(), "raw_consume_events_per_second": raw,
-            "raw_consume_cpu_seconds_per_event": raw_cpu, "daemon_events_per_second": measured["events_per_second"],
-            "daemon_learner_cpu_seconds_per_event": measured["learner_cpu_per_event"],
-            "daemon_fetcher_cpu_seconds_per_event": measured["fetcher_cpu_per_event"],
-            "learning_alone_events_per_second": alone, "learning_alone_cpu_seconds_per_event": alone_cpu,
-            "spare_time_replayed_pairs": measured["replayed_pairs"], "target_rate": sizes["rate"],
-            "rate_seconds": sizes["rate_seconds"], "offered_events_per_second": offered,
-            "freshness_p50_seconds": p50, "freshness_p99_seconds": p99}
 
 
 def measure_lookup(sizes: dict) -> dict:
