@@ -136,9 +136,7 @@ class Ingestor:
             return None
         if prepared.catalog:
             return self.engine.catalog(prepared.valid)
-        if replay:
-            return self.engine.learn(prepared.valid)
-        return self.engine.learn(prepared.valid, replay=False)
+        return self.engine.learn(prepared.valid, replay=replay)
 
     def finish(self, prepared: Prepared, report) -> BatchResult:
         """Dead-letter what the engine rejected and mark changed items, retires and users in the sink."""
