@@ -17,11 +17,18 @@ import numpy as np
 from streamer.core.noise import fenwick_sample_many
 from streamer.core.random import next_unit
 
-__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "pair_scratch", "train_pair", "initialise_row"]
+__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_ALL",
+           "pair_scratch", "train_pair", "initialise_row"]
 
 ITEM_FREE = 0  # row unused (free list)
 ITEM_NEW = 1  # id known, vector not initialised yet (initialised at its first event)
 ITEM_LIVE = 2  # vector initialised; served by vectors() / most_similar()
+
+# ``dirty`` is a bit set per row, one bit per consumer of "this row changed"; a write sets every bit and each
+# consumer clears only its own: the publisher (served vectors, neighbour lists) and the checkpoint's delta state.
+DIRTY_SERVED = 1  # the served vector may have changed since it was last taken for publishing
+DIRTY_STATE = 2  # the row changed since the last checkpoint (delta segments)
+DIRTY_ALL = DIRTY_SERVED | DIRTY_STATE
 
 _MAX_EXPONENT = 8.0
 _TABLE_SIZE = 2048
@@ -109,7 +116,7 @@ def train_pair(items, source, target, negatives, learning_rate, gradient, weight
         for index in range(size):
             gradient[index] += error * vectors_out[row, index]
             vectors_out[row, index] += step * vectors_in[source, index]
-        dirty[row] = 1  # the served vector is input + output
+        dirty[row] = DIRTY_ALL  # the served vector is input + output
     squared_gradient = np.float32(0.0)
     for index in range(size):
         squared_gradient += gradient[index] * gradient[index]
@@ -117,7 +124,7 @@ def train_pair(items, source, target, negatives, learning_rate, gradient, weight
     step = np.float32(learning_rate / math.sqrt(accum_in[source]))
     for index in range(size):
         vectors_in[source, index] += step * gradient[index]
-    dirty[source] = 1
+    dirty[source] = DIRTY_ALL
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -148,5 +155,5 @@ def initialise_row(items, row, neighbours, neighbour_count, noise_scale, accum_i
     items.accum_in[row] = accum_initial
     items.accum_out[row] = accum_initial
     items.status[row] = ITEM_LIVE
-    items.dirty[row] = 1
+    items.dirty[row] = DIRTY_ALL
     return used

@@ -24,7 +24,7 @@ from streamer.core.replay_debt import ReplayDebt, draw_replay
 from streamer.core.random import new_state
 from streamer.core.sessions import UserTable, session_weights
 from streamer.core.settings import TrainerSettings
-from streamer.core.sgns import ITEM_LIVE
+from streamer.core.sgns import DIRTY_SERVED, ITEM_LIVE
 from streamer.core.similarity import score_candidates, served_vectors, top_k
 from streamer.events import InvalidRecord, parse_catalog_update
 from streamer.core.vocab import ItemTable
@@ -213,8 +213,8 @@ class Trainer(BatchLearning):
         """Ids whose served vector changed since the last call (trained, created, initialised)."""
         count = len(self._items.ids)
         dirty = self._items.arrays.dirty
-        rows = np.flatnonzero(dirty[:count])
-        dirty[rows] = 0
+        rows = np.flatnonzero(dirty[:count] & DIRTY_SERVED)
+        dirty[rows] &= np.uint8(~DIRTY_SERVED & 0xFF)
         ids, status = self._items.ids, self._items.arrays.status
         return {ids[row] for row in rows.tolist() if status[row] == ITEM_LIVE}
 
