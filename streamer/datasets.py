@@ -142,14 +142,17 @@ def _diginetica_ts(timeframe: str, eventdate: str) -> float | None:
     return day.timestamp() + milliseconds / 1000.0
 
 
+DIGINETICA_CATEGORIES = "product-categories.csv"  # the catalog, beside the views file (not events)
+
+
 def read_diginetica(folder: Path) -> Iterator[Row]:
     """DIGINETICA ``;`` file: session_id;user_id;item_id;timeframe;eventdate.
 
     Key = session_id (user_id is mostly NA); ts = eventdate (UTC midnight) + timeframe milliseconds.
     """
-    files = sorted(folder.glob("*.csv"))
+    files = sorted(path for path in folder.glob("*.csv") if path.name != DIGINETICA_CATEGORIES)
     if not files:
-        raise DatasetError(f"no .csv under {folder}")
+        raise DatasetError(f"no item-views .csv under {folder}")
     with open(files[0], newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter=";")
         next(reader, None)
