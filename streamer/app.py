@@ -27,6 +27,7 @@ from streamer.ingest import Ingestor
 from streamer.io.backoff import Backoff
 from streamer.io.checkpoint import Checkpoint, CheckpointStore
 from streamer.io.dead_letter import DeadLetterQueue
+from streamer.io.fresh_start import start_without_state
 from streamer.io.kafka_source import KafkaSource, make_producer
 from streamer.io.lease import Lease
 from streamer.io.process_source import ProcessSource
@@ -109,6 +110,7 @@ class _Active:
         settings = self.settings
         store = CheckpointStore(settings.checkpoint_dir)
         engine, manifest = store.load(Trainer.load)
+        self.client, self.state_found = client, engine is not None
         if engine is None:
             engine = Trainer(**settings.engine_knobs)
         elif settings.engine_knobs and any(getattr(engine.settings, name) != value
@@ -143,6 +145,8 @@ class _Active:
         try:
             if self.settings.create_index:
                 _quietly(lambda: self.sink.create_index(self.engine.settings.vector_size))
+            if not self.state_found:  # before compiling: a refusal comes at once
+                self._start_without_state()
             log_event(logger, logging.INFO, "engine_compiled", seconds=round(warm_up(self.engine.settings), 3))
             self._open_source()
             self._loop()
@@ -163,6 +167,21 @@ class _Active:
                 return
             except KafkaError as error:
                 self.kafka_backoff.failed(error, bootstrap_servers=self.settings.bootstrap_servers)
+
+    def _start_without_state(self) -> None:
+        """No checkpoint: a first start, a refusal or ``--reset-model`` (:mod:`streamer.io.fresh_start`)."""
+        while not self.daemon.stopping.is_set():
+            try:
+                start = start_without_state(self.settings, self.client, self.lease)
+            except KafkaError as error:
+                self.kafka_backoff.failed(error, bootstrap_servers=self.settings.bootstrap_servers)
+                continue
+            except (RedisError, OSError) as error:
+                self.redis_backoff.failed(error)
+                continue
+            if start is not None:  # a new model: read everything again, whatever the group committed
+                self.source.learned, self.source.follow_committed = dict(start), False
+            return
 
     def _loop(self) -> None:
         settings, stopping = self.settings, self.daemon.stopping

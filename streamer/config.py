@@ -95,6 +95,9 @@ class Settings:
     checkpoint_interval: float = _option(30.0, "seconds between checkpoints (offsets are committed after each)")
     lease_ttl: float = _option(10.0, "seconds the namespace lease lives unless renewed")
     shutdown_timeout: float = _option(30.0, "seconds a graceful stop may take before the process exits anyway")
+    reset_model: bool = _option(False, "when no checkpoint is found but the group has committed offsets, start a new "
+                                "model from the topics' beginning and delete the namespace's old vectors (without "
+                                "it the daemon refuses to start); ignored when a checkpoint is found")
     # Validation
     max_message_bytes: int = _option(1_000_000, "larger messages go to the dead-letter topic")
     max_future_seconds: float = _option(86400.0, "events with ts further in the future are dead letters")

@@ -53,16 +53,16 @@ def pack_batch(partition, records) -> tuple:
             [record.timestamp for record in records])
 
 
-def run_fetcher(settings, learned: Offsets, records_out, commands_in) -> None:
+def run_fetcher(settings, learned: Offsets, records_out, commands_in, follow_committed: bool = True) -> None:
     """The child process's entry point (spawned by :class:`streamer.io.process_source.ProcessSource`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.log_level)
-    _Fetcher(settings, learned, records_out, commands_in).run()
+    _Fetcher(settings, learned, records_out, commands_in, follow_committed).run()
 
 
 class _Fetcher:
-    def __init__(self, settings, learned: Offsets, records_out, commands_in):
+    def __init__(self, settings, learned: Offsets, records_out, commands_in, follow_committed: bool = True):
         self._out, self._in = records_out, commands_in
         self._outbox: queue.Queue = queue.Queue(OUTBOX_MESSAGES)
         self._commits: queue.Queue = queue.Queue()
@@ -70,6 +70,7 @@ class _Fetcher:
         self._stopping = threading.Event()
         self.source = KafkaSource(settings, on_revoked=self._revoked, on_assigned=self._assigned)
         self.source.learned = dict(learned)
+        self.source.follow_committed = follow_committed
 
     def send(self, message: tuple) -> None:
         """Queue a message for the sender thread (blocks while ``OUTBOX_MESSAGES`` wait: backpressure)."""

@@ -84,6 +84,7 @@ class KafkaSource:
         self._on_assigned = on_assigned
         self._consumer: KafkaConsumer | None = None
         self.learned: Offsets = {}
+        self.follow_committed = True  # False after --reset-model: ``learned`` alone says where to start
         self.assigned: set[TopicPartition] = set()
         self._in_callback = False
 
@@ -123,6 +124,8 @@ class KafkaSource:
 
     def _fold_committed(self) -> None:
         """``learned = max(checkpoint offset, committed offset)`` for every partition of our topics."""
+        if not self.follow_committed:
+            return
         for topic in self._settings.topics:
             for number in sorted(self._consumer.partitions_for_topic(topic) or ()):
                 partition = TopicPartition(topic, number)

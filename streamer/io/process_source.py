@@ -75,6 +75,7 @@ class ProcessSource:
         self._settings = settings
         self._on_revoked = on_revoked
         self.learned: Offsets = {}
+        self.follow_committed = True  # False after --reset-model: ``learned`` alone says where to start
         self.assigned: set[TopicPartition] = set()
         self._highwaters: Offsets = {}
         self._inbox: collections.deque = collections.deque()
@@ -130,7 +131,8 @@ class ProcessSource:
         self._in, child_out = context.Pipe(duplex=False)
         child_in, self._out = context.Pipe(duplex=False)
         self._process = context.Process(target=run_fetcher, name="streamer-fetcher", daemon=True,
-                                        args=(self._settings, dict(self.learned), child_out, child_in))
+                                        args=(self._settings, dict(self.learned), child_out, child_in,
+                                              self.follow_committed))
         self._process.start()
         _widen_pipe(child_out)
         child_out.close()  # the child's ends: closed here so a dead child reads as end of file
