@@ -1,8 +1,9 @@
 """One poll batch of Kafka records → decoded, validated, learned; rejects become dead letters.
 
 Pure of I/O itself: the engine, the dead-letter sink and the vector sink are passed in, so unit tests
-use small fakes. A JSON array message is learned element by element; an invalid element becomes its
-own dead letter (with its index) and the valid ones are still learned, in order.
+use small fakes. A JSON array message is learned element by element; the valid ones are still learned,
+in order, and a message with invalid elements is one dead letter listing them (indices and reasons),
+whether the validation or the engine rejected them: never one dead letter per element.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Prepared:
     # or (position, index in the message's JSON array)
     users: set = field(default_factory=set)
     result: BatchResult = field(default_factory=BatchResult)
+    # per rejected message position: (index in its JSON array or None, reason) of each failure, and the
+    # array's length (None: not an indexed array)
+    failures: dict = field(default_factory=dict)
+    elements: dict = field(default_factory=dict)
 
 
 def _fast_event(value, max_bytes: int, latest: float) -> tuple | None:
@@ -109,22 +114,24 @@ class Ingestor:
         return prepared
 
     def _prepare_slowly(self, message, position: int, catalog: bool, latest: float, prepared: Prepared) -> None:
-        """Any message: one object or a JSON array of them; each invalid element is its own dead letter."""
+        """Any message: one object or a JSON array of them; invalid elements are noted for its dead letter."""
         try:
             elements = decode_payload(message.value, self._max_bytes)
         except InvalidRecord as error:
-            self._reject(message, error.reason, None, prepared.result)
+            prepared.failures[position] = [(None, error.reason)]
             return
         if not elements:
-            self._reject(message, "empty_array", None, prepared.result)
+            prepared.failures[position] = [(None, "empty_array")]
             return
         value = message.value
         indexed = len(elements) > 1 or (value[:1] != b"{" and value.lstrip()[:1] == b"[")
+        if indexed:
+            prepared.elements[position] = len(elements)
         for index, element in enumerate(elements):
             try:
                 parsed = self._parse(element, catalog, latest)
             except InvalidRecord as error:
-                self._reject(message, error.reason, index if indexed else None, prepared.result)
+                prepared.failures.setdefault(position, []).append((index if indexed else None, error.reason))
                 continue
             prepared.valid.append(parsed)
             prepared.origins.append((position, index) if indexed else position)
@@ -139,16 +146,18 @@ class Ingestor:
         return self.engine.learn(prepared.valid, replay=replay)
 
     def finish(self, prepared: Prepared, report) -> BatchResult:
-        """Dead-letter what the engine rejected and mark changed items, retires and users in the sink."""
+        """Dead-letter what validation or the engine rejected (one letter per message) and mark changed
+        items, retires and users in the sink."""
         result = prepared.result
-        if report is None:
-            return result
-        if report.rejected:
+        if report is not None and report.rejected:
             position = {id(record): index for index, record in enumerate(prepared.valid)}
             for record, reason in report.rejected:
                 origin = prepared.origins[position[id(record)]]
                 message_position, index = (origin, None) if type(origin) is int else origin
-                self._reject(prepared.records[message_position], reason, index, result)
+                prepared.failures.setdefault(message_position, []).append((index, reason))
+        self._dead_letter(prepared)
+        if report is None:
+            return result
         if prepared.catalog:
             result.catalog_updates += report.accepted
         else:
@@ -175,6 +184,16 @@ class Ingestor:
         if users:
             self._sink.add_users(users)
 
-    def _reject(self, message, reason: str, index: int | None, result: BatchResult) -> None:
-        self._dead_letters.add(message, reason, index)
-        result.dead_letters += 1
+    def _dead_letter(self, prepared: Prepared) -> None:
+        """One dead letter per message with failures, in offset order; an array's lists its failing elements."""
+        for position in sorted(prepared.failures):
+            failures = prepared.failures[position]
+            message = prepared.records[position]
+            if position in prepared.elements:
+                failures.sort(key=itemgetter(0))
+                self._dead_letters.add(message, failures[0][1], failures=failures,
+                                       elements=prepared.elements[position])
+            else:
+                self._dead_letters.add(message, failures[0][1], failures[0][0])
+            prepared.result.dead_letters += 1
+        prepared.failures.clear()

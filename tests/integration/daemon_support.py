@@ -144,3 +144,25 @@ def read_item_vectors(client, namespace: str) -> dict:
         pipeline.hget(name, "vec")
     return {keys.item_id(name): decode_vector(value) for name, value in zip(names, pipeline.execute())
             if value is not None}
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0, settle: float = 0.0) -> list:
+    """Every record of ``topic`` from its start: until ``expected`` arrived (then ``settle`` seconds more, to
+    see any extra ones) or ``timeout``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
+    partitions = consumer.partitions_for_topic(topic) or {0}  # an auto-created topic may have several
+    consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
+    consumer.seek_to_beginning()
+    records, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+        if len(records) >= expected:
+            deadline = min(deadline, time.monotonic() + settle)
+            if not settle:
+                break
+    consumer.close()
+    return records

@@ -18,8 +18,9 @@ class FakeDeadLetters:
     def __init__(self):
         self.letters = []
 
-    def add(self, message, reason, index=None):
-        self.letters.append((message.offset, reason, index))
+    def add(self, message, reason, index=None, failures=None, elements=None):
+        self.letters.append((message.offset, reason, index) if failures is None else
+                            (message.offset, reason, failures, elements))
 
 
 class FakeSink:
@@ -67,7 +68,8 @@ def test_valid_events_are_learned_in_order_and_invalid_ones_dead_lettered(column
                                               for name in ("offset", "key", "value", "timestamp")))
     result = ingestor.process(messages)
     assert result.events == 3 and result.dead_letters == 6
-    assert dead.letters == [(1, "not_json", None), (2, "missing_field:item", 1), (3, "future_ts", None),
+    assert dead.letters == [(1, "not_json", None), (2, "missing_field:item", [(1, "missing_field:item")], 3),
+                            (3, "future_ts", None),
                             (4, "oversize", None), (5, "not_json", None), (6, "empty_array", None)]
     assert sink.items == {"a", "b", "c"} and sink.users == {"u1", "u2"}
     assert sink.produced_at == [500.0]  # the oldest produce time of the batch, for freshness
@@ -120,3 +122,16 @@ def test_the_loop_chooses_per_batch_whether_replay_runs_inline_or_is_owed():
     assert engine.replay_debt == owed
     ingestor.process([_message(8, {"user": "u", "item": "i9", "ts": NOW - 50})], replay=False)
     assert engine.replay_debt > owed
+
+
+def test_a_message_is_dead_lettered_once_with_every_failing_element_validation_or_engine():
+    ingestor, dead, _ = _ingestor(max_message_bytes=100_000)
+    ingestor.process([_message(0, {"op": "retire", "item": "gone"})], catalog=True)
+    elements = [1] * 500 + [{"user": "u", "item": "gone", "ts": NOW - 5}, {"user": "u", "item": "ok", "ts": NOW - 4},
+                            {"user": "u", "ts": NOW}]
+    result = ingestor.process([_message(1, elements), _message(2, {"user": "u", "item": "b", "ts": NOW - 3})])
+    assert result.events == 2 and result.dead_letters == 1
+    [(offset, reason, failures, count)] = dead.letters
+    assert offset == 1 and reason == "wrong_type:record" and count == 503
+    assert failures == [(index, "wrong_type:record") for index in range(500)] + [
+        (500, "retired_item"), (502, "missing_field:item")]
