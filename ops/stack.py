@@ -18,9 +18,37 @@ import sys
 import time
 from pathlib import Path
 
-from streamer.localstack import LocalStack
 
+ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = Path(os.environ.get("STREAMER_STACK_STATE", ".streamer-stack.json"))
+
+
+def _import_local_stack():
+    """``streamer.localstack.LocalStack`` from this checkout; from a fresh clone, re-run through ./.venv.
+
+    ``bash ops/dev.sh python`` creates ``./.venv`` with the package on first use, so
+    ``python3 ops/stack.py up`` works before anything is installed.
+    """
+    sys.path.insert(0, str(ROOT))
+    try:
+        from streamer.localstack import LocalStack, StackError, find_redis_server, find_tansu
+    except ImportError as error:  # the package's dependencies are not in this interpreter
+        _run_in_venv(str(error))
+    try:
+        find_tansu(), find_redis_server()
+    except StackError as error:  # the `local` extra is not in this interpreter
+        _run_in_venv(str(error))
+    return LocalStack
+
+
+def _run_in_venv(reason: str) -> None:
+    if os.environ.get("STREAMER_STACK_REEXEC"):
+        sys.exit(f"stack.py: {reason}; run: bash ops/dev.sh python ops/stack.py ...")
+    print(f"stack.py: {reason}; running it with ./.venv (bash ops/dev.sh python)", file=sys.stderr)
+    os.environ["STREAMER_STACK_REEXEC"] = "1"
+    os.environ.setdefault("STREAMER_STACK_STATE", str(STATE_FILE.resolve()))
+    command = ["bash", str(ROOT / "ops" / "dev.sh"), "python", str(Path(__file__).resolve()), *sys.argv[1:]]
+    os.execvp("bash", command)
 
 
 def _is_ours(pid: int, binary: str) -> bool:
@@ -33,7 +61,7 @@ def _is_ours(pid: int, binary: str) -> bool:
 
 
 def command_up(_: argparse.Namespace) -> int:
-    with LocalStack() as stack:
+    with _import_local_stack()() as stack:
         print(stack.describe(), flush=True)
         print(f"export STREAMER_BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
         print(f"export STREAMER_REDIS_URL={stack.redis_url}")
@@ -50,7 +78,7 @@ def command_start(_: argparse.Namespace) -> int:
     if STATE_FILE.exists():
         print(f"a stack is already recorded in {STATE_FILE}; run 'stop' first", file=sys.stderr)
         return 1
-    stack = LocalStack()
+    stack = _import_local_stack()()
     stack.start_broker()
     stack.start_redis()
     state = {

