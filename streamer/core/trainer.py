@@ -229,6 +229,12 @@ class Trainer(BatchLearning):
         return self._event_count
 
     @property
+    def change_mark(self) -> tuple[int, int, int]:
+        """Differs whenever the state changed: events learned, replay draws made (spare-time replay changes
+        vectors without new events or offsets), debt owed. A checkpoint compares it with the one it saved."""
+        return self._event_count, int(self._replay.counters[COUNTER_REPLAYED]), self._debt.owed
+
+    @property
     def item_count(self) -> int:
         return int(np.count_nonzero(self._items.arrays.status == ITEM_LIVE))
 

@@ -120,6 +120,7 @@ class Checkpoint:
         self._source = source
         self._pending = pending
         self._committed: dict | None = None
+        self._saved_mark: tuple | None = None  # engine.change_mark when saved (None: unknown, e.g. after a restart)
 
     def commit(self, engine, force: bool = False) -> bool:
         """Run one checkpoint; True when the offsets were committed to Kafka.
@@ -130,12 +131,14 @@ class Checkpoint:
         published = self._publish(force)
         self._dead_letters.flush()
         offsets = dict(self._source.learned)
+        mark = engine.change_mark
         unchanged = (self.manifest.sequence > 0 and offsets == self.manifest.offsets
-                     and engine.event_count == self.manifest.event_count)
+                     and engine.event_count == self.manifest.event_count and mark == self._saved_mark)
         if unchanged and (not published or offsets == self._committed):
             return offsets == self._committed  # nothing new since the last checkpoint
         if not unchanged:
             self.manifest = self._store.save(engine, self.manifest, offsets, self._pending())
+            self._saved_mark = mark
         if not published:
             log_event(logger, logging.WARNING, "checkpoint_saved_commit_deferred", sequence=self.manifest.sequence,
                       reason="redis unavailable", events=engine.event_count)

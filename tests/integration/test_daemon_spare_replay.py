@@ -6,10 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from streamer import Trainer
 from streamer.app import _Active
 from streamer.config import load_settings
 from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
 from streamer.datasets import load_events
+from streamer.io.checkpoint import CheckpointStore
 from tests.integration.daemon_support import DaemonThread, event_value, produce, settings_for, wait_for
 
 KNOBS = {"seed": 3, "workers": 1, "replay_passes": 3, "replay_buffer": 1_000_000, "vector_size": 16}  # 2 interleaved
@@ -69,3 +71,8 @@ def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_ur
         assert metrics.replay_debt._value.get() == 0  # the gauge follows the status line
         wait_for(lambda: not active.sink.pending, 30, "the replayed vectors to be flushed")
         assert running.alive
+        replayed = int(engine._replay.counters[COUNTER_REPLAYED])
+    # the stop's checkpoint holds the paid replay (offsets and event count did not change while it was paid)
+    stored, _ = CheckpointStore(tmp_path / "state").load(Trainer.load)
+    assert stored.replay_debt == 0
+    assert int(stored._replay.counters[COUNTER_REPLAYED]) == replayed

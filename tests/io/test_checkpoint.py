@@ -110,3 +110,21 @@ def test_nothing_new_means_no_new_checkpoint(tmp_path):
     engine.learn([("u9", "i9", 10.0)])
     checkpoint.commit(engine)
     assert [call[0] for call in recorder.calls if isinstance(call, tuple)] == ["save", "commit"]
+
+
+def test_replay_paid_without_new_events_is_saved(tmp_path):
+    """Spare-time replay changes the state but neither the offsets nor the event count: a checkpoint (a stop's)
+    must still save it, or a restart redoes the paid draws and the state no longer matches Redis."""
+    recorder = Recorder()
+    checkpoint = _checkpoint(tmp_path, recorder)
+    engine = Trainer(vector_size=4, seed=1, subsample=0.0, replay_passes=3, replay_buffer=100)
+    engine.learn([(f"u{i % 2}", f"i{i % 3}", float(i)) for i in range(20)], replay=False)
+    checkpoint.commit(engine)
+    owed = engine.replay_debt
+    assert owed > 0
+    engine.replay()
+    recorder.calls = []
+    assert checkpoint.commit(engine, force=True)
+    assert [call[0] for call in recorder.calls if isinstance(call, tuple)] == ["save", "commit"]
+    restored, _ = CheckpointStore(tmp_path).load(Trainer.load)
+    assert restored.replay_debt == 0
