@@ -22,8 +22,11 @@ from pathlib import Path
 from streamer.errors import StreamerError
 
 __all__ = [
+    "CATALOGS",
     "DATASETS",
     "DatasetError",
+    "load_catalog",
+    "read_catalog_csv",
     "default_data_root",
     "load_events",
     "read_csv",
@@ -32,6 +35,8 @@ __all__ = [
 ]
 
 Row = tuple[str, str, float]
+Catalog = dict[str, dict[str, str]]  # item -> attributes, as a catalog upsert's "attrs"
+MULTI_VALUE_SEPARATOR = "|"
 
 
 class DatasetError(StreamerError):
@@ -211,3 +216,66 @@ def load_events(
         rows = list(read_dataset(name_or_path, data_root))
     rows.sort(key=lambda row: row[2])
     return rows[:limit] if limit is not None else rows
+
+
+# ---- catalogs: item -> attributes, for the catalog protocol (shared/EVALUATION.md §7) ----------------------
+
+
+def read_catalog_csv(source: str | Path | io.TextIOBase, columns: list[str], delimiter: str = ",",
+                     header: bool = True) -> Catalog:
+    """``columns`` = item, then attribute columns (names with a header, else 0-based indexes).
+
+    A column whose cells hold single values gives ``{column: value}``; a column where some cell holds
+    ``|``-separated values gives one attribute per value, ``{"column:value": "1"}`` (decided per column over the
+    whole file, so every item of that column is described the same way). Empty cells give no attribute.
+    """
+    if len(columns) < 2:
+        raise DatasetError(f"catalog columns must name the item and at least one attribute, got {list(columns)}")
+    handle = open(source, newline="", encoding="utf-8-sig") if isinstance(source, (str, Path)) else source
+    try:
+        reader = csv.reader(handle, delimiter=delimiter)
+        names = [name.strip() for name in next(reader, None) or []] if header else None
+        indexes = _column_indexes(columns, names)
+        labels = [names[index] if names is not None else str(index) for index in indexes[1:]]
+        rows = [fields for fields in reader if len(fields) > max(indexes) and fields[indexes[0]].strip()]
+    finally:
+        if handle is not source:
+            handle.close()
+    multi = [any(MULTI_VALUE_SEPARATOR in fields[index] for fields in rows) for index in indexes[1:]]
+    catalog: Catalog = {}
+    for fields in rows:
+        attributes = catalog.setdefault(fields[indexes[0]].strip(), {})
+        for label, index, several in zip(labels, indexes[1:], multi):
+            values = [value.strip() for value in fields[index].split(MULTI_VALUE_SEPARATOR)] if several else [fields[index].strip()]
+            for value in filter(None, values):
+                attributes.update({f"{label}:{value}": "1"} if several else {label: value})
+    return catalog
+
+
+def read_movielens_catalog(folder: Path) -> Catalog:
+    """``movies.csv``: one attribute per genre, ``{"genre:Comedy": "1", ...}`` ("(no genres listed)" gives none)."""
+    catalog = read_catalog_csv(folder / "movies.csv", ["movieId", "genres"])
+    return {item: {"genre:" + name.removeprefix("genres:"): "1" for name in attributes
+                   if name != "genres:(no genres listed)"}
+            for item, attributes in catalog.items()}
+
+
+def read_diginetica_catalog(folder: Path) -> Catalog:
+    """``product-categories.csv`` (``itemId;categoryId``): ``{"category": "<id>"}``."""
+    catalog = read_catalog_csv(folder / DIGINETICA_CATEGORIES, ["itemId", "categoryId"], delimiter=";")
+    return {item: {"category": attributes["categoryId"]} for item, attributes in catalog.items() if attributes}
+
+
+CATALOGS = {"movielens": read_movielens_catalog, "diginetica": read_diginetica_catalog}
+
+
+def load_catalog(name_or_path: str, data_root: Path | None = None) -> Catalog:
+    """The built-in catalog of a shared data set (``movielens``, ``diginetica``) by name or folder."""
+    try:
+        kind, folder = resolve_dataset(name_or_path, data_root)
+    except DatasetError:
+        kind, folder = None, None
+    if kind not in CATALOGS:
+        raise DatasetError(f"no built-in catalog for {name_or_path!r} (built-in: {', '.join(CATALOGS)}); "
+                           "give --catalog FILE --catalog-columns item,attr1,...")
+    return CATALOGS[kind](folder)

@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from streamer.datasets import DatasetError, load_events, read_csv, read_dataset, resolve_dataset
+from streamer.datasets import (DatasetError, load_catalog, load_events, read_catalog_csv, read_csv, read_dataset,
+                               resolve_dataset)
 
 # Valid rows per shared set. DIGINETICA: the data README says 12,390, but its file has 12,391 rows after
 # the header — the last line has no trailing newline, so `wc -l` undercounts by one. All 12,391 are valid.
@@ -137,3 +138,28 @@ def test_load_events_on_a_csv_file_sorts_stably(tmp_path):
     rows = load_events(str(path), columns=["user", "item", "ts"])
     assert rows == [("u2", "e", 1.0), ("u2", "b", 3.0), ("u1", "c", 3.0), ("u1", "a", 5.0), ("u3", "d", 5.0)]
     assert load_events(str(path), columns=["user", "item", "ts"], limit=2) == rows[:2]
+
+
+def test_catalog_csv_gives_one_attribute_per_value_of_a_multi_valued_column():
+    text = "id,brand,tags\n1,acme,red|big\n2,zeta,red\n3,,\n"
+    catalog = read_catalog_csv(io.StringIO(text), ["id", "brand", "tags"])
+    # "tags" holds a |-separated cell somewhere: every item's tags are per-value attributes, even a single one
+    assert catalog == {"1": {"brand": "acme", "tags:red": "1", "tags:big": "1"},
+                       "2": {"brand": "zeta", "tags:red": "1"}, "3": {}}
+
+
+def test_catalog_csv_without_header_takes_column_indexes():
+    catalog = read_catalog_csv(io.StringIO("7;c1\n8;c2\n"), ["0", "1"], delimiter=";", header=False)
+    assert catalog == {"7": {"1": "c1"}, "8": {"1": "c2"}}
+    with pytest.raises(DatasetError):
+        read_catalog_csv(io.StringIO("a\n"), ["a"])
+
+
+def test_built_in_catalogs_of_the_shared_sets(data_root):
+    movies = load_catalog("movielens", data_root)
+    assert movies["1"] == {f"genre:{name}": "1" for name in ("Adventure", "Animation", "Children", "Comedy", "Fantasy")}
+    assert not any("genre:(no genres listed)" in attributes for attributes in movies.values())
+    categories = load_catalog("diginetica", data_root)
+    assert len(categories) == 7_139 and len({attributes["category"] for attributes in categories.values()}) == 560
+    with pytest.raises(DatasetError, match="no built-in catalog"):
+        load_catalog("yoochoose", data_root)

@@ -17,6 +17,9 @@ Two protocol models read it back:
   an item untouched since its last refresh keeps the list computed then, so this path measures the lists
   services really read, not a fresh ``most_similar`` over the final model.
 
+With ``catalog=True`` the daemon also reads a catalog topic: :meth:`ServedPath.catalog` produces a chunk's upserts
+there and waits until they are committed before the chunk's events are produced (the catalog protocol's order).
+
 Both share one daemon, so :func:`evaluate_in_step` scores every slice for all of them before the one
 ``learn`` of the slice (running :func:`streamer.evaluation.protocol.evaluate` per model would make the
 second model query a daemon that had already learned the future).
@@ -57,7 +60,7 @@ class ServedPath:
 
     def __init__(self, seed: int = 1, bootstrap_servers: str | None = None, redis_url: str | None = None,
                  workdir: str | Path | None = None, timeout: float = 300.0, quiet_seconds: float = 0.5,
-                 engine_knobs: dict | None = None):
+                 engine_knobs: dict | None = None, catalog: bool = False):
         if (bootstrap_servers is None) != (redis_url is None):
             raise ServedPathError("give both bootstrap_servers and redis_url, or neither (own local stack)")
         self.seed, self.timeout, self.quiet_seconds = seed, timeout, quiet_seconds
@@ -66,6 +69,8 @@ class ServedPath:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="streamer-served-"))
         name = f"eval{uuid.uuid4().hex[:10]}"
         self.topic, self.group, self.namespace = name, f"{name}-group", name
+        self.catalog_topic = f"{name}-catalog" if catalog else ""
+        self.catalog_produced = 0
         self.log_path = self.workdir / "daemon.log"
         self.produced = 0
         self.first_seen: dict[str, int] = {}  # item -> first-seen position (the engine's allocation order)
@@ -82,6 +87,8 @@ class ServedPath:
                 self.stack = LocalStack(log_dir=self.workdir / "stack").start()
                 self.bootstrap_servers, self.redis_url = self.stack.bootstrap_servers, self.stack.redis_url
             ensure_topic(self.bootstrap_servers, self.topic, 1)
+            if self.catalog_topic:
+                ensure_topic(self.bootstrap_servers, self.catalog_topic, 1)
             self.daemon = self._spawn_daemon()
             self._connect()
         except BaseException:
@@ -92,7 +99,8 @@ class ServedPath:
     def _spawn_daemon(self) -> subprocess.Popen:
         flags = {**DAEMON_FLAGS, "bootstrap_servers": self.bootstrap_servers, "redis_url": self.redis_url,
                  "topic": self.topic, "group": self.group, "namespace": self.namespace,
-                 "checkpoint_dir": self.workdir / "checkpoint", "seed": self.seed, **self.engine_knobs}
+                 "checkpoint_dir": self.workdir / "checkpoint", "seed": self.seed, **self.engine_knobs,
+                 "catalog_topic": self.catalog_topic}
         command = [sys.executable, "-m", "streamer", "run"]
         for name, value in flags.items():
             command.extend(["--" + name.replace("_", "-"), str(value)])
@@ -142,22 +150,40 @@ class ServedPath:
         self._wait_for_commit()
         self._wait_for_quiet_neighbours()
 
+    def catalog(self, updates: list[dict]) -> None:
+        """Produce catalog upserts to the catalog topic (keyed by item), then wait until they are committed."""
+        import orjson
+        from kafka import KafkaProducer
+
+        if not self.catalog_topic:
+            raise ServedPathError("this served path was started without a catalog topic")
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers)
+        try:
+            for update in updates:
+                producer.send(self.catalog_topic, key=update["item"].encode(), value=orjson.dumps(update))
+            producer.flush()
+        finally:
+            producer.close()
+        self.catalog_produced += len(updates)
+        self._wait_for_commit(self.catalog_topic, lambda: self.catalog_produced)
+
     def _check_alive(self) -> None:
         if self.daemon is None or self.daemon.poll() is not None:
             code = None if self.daemon is None else self.daemon.returncode
             raise ServedPathError(f"the daemon is not running (exit code {code}); see {self.log_path}")
 
-    def committed(self) -> int:
+    def committed(self, topic: str | None = None) -> int:
         from streamer.io.kafka_source import committed_total
 
-        return committed_total(self._offsets, self.topic)
+        return committed_total(self._offsets, topic or self.topic)
 
-    def _wait_for_commit(self) -> None:
+    def _wait_for_commit(self, topic: str | None = None, produced=None) -> None:
+        produced = produced or (lambda: self.produced)
         deadline = time.monotonic() + self.timeout
-        while self.committed() < self.produced:
+        while self.committed(topic) < produced():
             self._check_alive()
             if time.monotonic() > deadline:
-                raise ServedPathError(f"the daemon committed {self.committed()}/{self.produced} offsets "
+                raise ServedPathError(f"the daemon committed {self.committed(topic)}/{produced()} offsets "
                                       f"within {self.timeout:.0f} s; see {self.log_path}")
             time.sleep(0.05)
 
@@ -196,11 +222,15 @@ class _ServedModel:
     def learn(self, events: list[Event]) -> None:
         self.path.learn(events)
 
+    @property
+    def name(self) -> str:
+        return self.base_name + ("+catalog" if self.path.catalog_topic else "")
+
 
 class ServedCosineModel(_ServedModel):
     """``streamer-cosine@kafka``: cosine ranking over every vector read back from Redis."""
 
-    name = "streamer-cosine@kafka"
+    base_name = "streamer-cosine@kafka"
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
         import numpy as np
@@ -216,7 +246,7 @@ class ServedCosineModel(_ServedModel):
 class ServedNeighboursModel(_ServedModel):
     """``streamer@kafka``: the published neighbour lists; a query item without a vector is a miss."""
 
-    name = "streamer@kafka"
+    base_name = "streamer@kafka"
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
         lookup = self.path.lookup
@@ -226,14 +256,20 @@ class ServedNeighboursModel(_ServedModel):
 
 
 def evaluate_in_step(models: list, split: Split, k: int = 10, progress: ProgressCallback | None = None,
-                     learn=None) -> list[ModelResult]:
+                     learn=None, upserts: list[list[dict]] | None = None, catalog=None) -> list[ModelResult]:
     """The protocol for models sharing one learner: per slice, score every model, then ``learn`` once.
 
-    ``learn`` defaults to the first model's; each result gets the shared learn time.
+    ``learn`` defaults to the first model's; each result gets the shared learn time. With ``upserts``
+    (:func:`streamer.evaluation.protocol.catalog_upserts`), ``catalog`` (default: the first model's path's) takes
+    each chunk's upserts before the chunk is learned.
     """
     learn = learn or models[0].learn
+    if upserts is not None:
+        catalog = catalog or models[0].path.catalog
     results = [ModelResult(name=model.name, k=k) for model in models]
     started = time.perf_counter()
+    if upserts is not None and upserts[0]:
+        catalog(upserts[0])
     if split.warmup:
         learn(split.warmup)
     for result in results:
@@ -241,6 +277,8 @@ def evaluate_in_step(models: list, split: Split, k: int = 10, progress: Progress
     for index, (events, queries) in enumerate(zip(split.slices, split.queries)):
         chunks = [score_slice(model, queries, k) for model in models]
         started = time.perf_counter()
+        if upserts is not None and upserts[index + 1]:
+            catalog(upserts[index + 1])
         if events:
             learn(events)
         elapsed = time.perf_counter() - started

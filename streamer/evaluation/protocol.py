@@ -12,6 +12,11 @@
 5. Reported: HR@K, MRR@K, HR@K on "new" pairs (target never seen in the warm-up), coverage (share of
    queries whose item has a vector), pair counts and wall time of learning.
 
+Catalog protocol (§7): with ``upserts`` (:func:`catalog_upserts`), a model that has a ``catalog(updates)``
+method receives, before each chunk (warm-up, then every slice, after the slice's queries) is learned, one
+upsert ``{"op": "upsert", "item", "attrs"}`` per item whose first event lies in that chunk; its result is named
+``<name>+catalog``. A model without that method ignores them.
+
 The model interface (duck-typed, see :class:`Model`) is three members::
 
     name: str
@@ -49,6 +54,8 @@ __all__ = [
     "SessionTracker",
     "SliceResult",
     "Split",
+    "catalog_name",
+    "catalog_upserts",
     "evaluate",
     "rank_by_cosine",
     "split_events",
@@ -168,6 +175,22 @@ def rank_by_cosine(
     return results
 
 
+def catalog_upserts(split: Split, catalog: dict[str, dict[str, str]]) -> list[list[dict]]:
+    """Per chunk (the warm-up, then each slice) the upserts of the catalogued items first seen in it, in
+    first-event order. Items missing from the catalog get no upsert."""
+    seen: set[str] = set()
+    chunks = []
+    for events in [split.warmup, *split.slices]:
+        upserts = []
+        for _, item, _ in events:
+            if item not in seen:
+                seen.add(item)
+                if item in catalog:
+                    upserts.append({"op": "upsert", "item": item, "attrs": dict(catalog[item])})
+        chunks.append(upserts)
+    return chunks
+
+
 @dataclass
 class SliceResult:
     pairs: int = 0
@@ -255,20 +278,32 @@ def score_slice(model: Model, queries: list[Query], k: int) -> SliceResult:
 ProgressCallback = Callable[[str, int, int, SliceResult], None]
 
 
-def evaluate(model: Model, split: Split, k: int = 10, progress: ProgressCallback | None = None) -> ModelResult:
-    """Learn the warm-up, then for each slice: score its queries, then learn its events."""
-    result = ModelResult(name=model.name, k=k)
+def catalog_name(model) -> str:
+    """The result name of a model run with the catalog: its ``catalog_name``, else ``<name>+catalog``."""
+    return getattr(model, "catalog_name", model.name + "+catalog")
+
+
+def evaluate(model: Model, split: Split, k: int = 10, progress: ProgressCallback | None = None,
+             upserts: list[list[dict]] | None = None) -> ModelResult:
+    """Learn the warm-up, then for each slice: score its queries, then learn its events. With ``upserts``
+    (:func:`catalog_upserts`) a model with a ``catalog`` method receives each chunk's upserts before the chunk."""
+    use_catalog = upserts is not None and hasattr(model, "catalog")
+    result = ModelResult(name=catalog_name(model) if use_catalog else model.name, k=k)
     started = time.perf_counter()
+    if use_catalog and upserts[0]:
+        model.catalog(upserts[0])
     if split.warmup:
         model.learn(split.warmup)
     result.warmup_learn_seconds = time.perf_counter() - started
     for index, (events, queries) in enumerate(zip(split.slices, split.queries)):
         chunk = score_slice(model, queries, k)
         started = time.perf_counter()
+        if use_catalog and upserts[index + 1]:
+            model.catalog(upserts[index + 1])
         if events:
             model.learn(events)
         chunk.learn_seconds = time.perf_counter() - started
         result.slices.append(chunk)
         if progress is not None:
-            progress(model.name, index, len(split.slices), chunk)
+            progress(result.name, index, len(split.slices), chunk)
     return result

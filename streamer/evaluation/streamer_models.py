@@ -4,7 +4,8 @@
   ``most_similar_many`` when the engine has it);
 - "streamer-cosine": plain cosine ranking (:func:`rank_by_cosine`) on ``Trainer.vectors()``.
 
-Both learn with ``Trainer.learn(events)``, the same call the daemon makes. The Trainer is imported
+Both learn with ``Trainer.learn(events)``, the same call the daemon makes, and take the catalog protocol's
+upserts with ``Trainer.catalog(updates)`` (the daemon's catalog-topic call). The Trainer is imported
 when an adapter is built, so the baselines run without compiling the engine; the learn time reported
 excludes the one-off compilation (see ``_new_trainer``).
 """
@@ -46,6 +47,10 @@ class StreamerModel:
         self.trainer.learn(events)
         self._known = None
 
+    def catalog(self, updates: list[dict]) -> None:
+        self.trainer.catalog(updates)
+        self._known = None
+
     def known_items(self) -> set[str]:
         if self._known is None:
             ids, _ = self.trainer.vectors()
@@ -73,6 +78,9 @@ class StreamerCosineModel:
 
     def learn(self, events: list[Event]) -> None:
         self.trainer.learn(events)
+
+    def catalog(self, updates: list[dict]) -> None:
+        self.trainer.catalog(updates)
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]:
         ids, vectors = self.trainer.vectors()

@@ -1,4 +1,4 @@
-from streamer.evaluation.baselines import CooccurrenceModel, PopularityModel
+from streamer.evaluation.baselines import CooccurrenceAttributeModel, CooccurrenceModel, PopularityModel
 
 
 def test_popularity_ranks_most_frequent_seen_so_far_query_excluded():
@@ -41,3 +41,20 @@ def test_cooccurrence_ignores_an_item_paired_with_itself():
     model.learn([("u", "a", 0), ("u", "a", 1), ("u", "b", 2)])
     assert model.rank(["a", "b"], k=10) == [["b"], ["a"]]
     assert model.counts["a"]["b"] == 2  # both a positions are within 3 of b
+
+
+def test_cooc_attr_fills_empty_slots_with_frequent_items_sharing_an_attribute():
+    model = CooccurrenceAttributeModel()
+    model.catalog([{"op": "upsert", "item": item, "attrs": attrs} for item, attrs in [
+        ("a", {"genre:x": "1"}), ("b", {"genre:x": "1"}), ("c", {"genre:y": "1"}), ("d", {"genre:y": "1", "genre:x": "1"}),
+        ("e", {"genre:x": "1"}), ("n", {"genre:x": "1"})]])  # n is announced, never seen: not "frequent so far"
+    # sessions: a b; then singles d d d, e, c c (no pairs); a co-occurs with b only
+    model.learn([("u", "a", 0), ("u", "b", 1), ("v", "d", 10), ("w", "d", 5000), ("x", "d", 9000),
+                 ("y", "e", 12000), ("z", "c", 15000), ("q", "c", 20000)])
+    # a: cooc [b], then items sharing genre:x by count (d 3, e 1; b taken; a itself excluded; n unseen)
+    assert model.rank(["a"], k=3) == [["b", "d", "e"]]
+    # c (genre:y) has no co-occurrence: d is the only other genre:y item seen
+    assert model.rank(["c", "unseen"], k=3) == [["d"], None]
+    plain = CooccurrenceModel()
+    plain.learn([("u", "a", 0), ("u", "b", 1)])
+    assert plain.rank(["a"], k=3) == [["b"]]  # without the catalog there is nothing to fill with

@@ -50,3 +50,21 @@ def test_eval_runs_every_model_by_default(tiny_csv, tmp_path):
     assert [model["name"] for model in document["models"]] == [
         "streamer", "streamer-cosine", "cooc", "popular", "gensim-static", "gensim-online", "gensim-retrain"]
     assert all(model["pairs"] == 6 for model in document["models"])
+
+
+def test_eval_with_a_catalog_file_reports_catalog_models_with_and_without(tiny_csv, tmp_path):
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("id,tags\n" + "".join(f"{item},t{index % 2}|all\n" for index, item in enumerate("abcexz")))
+    assert main(["eval", str(tiny_csv), "--columns", "user,item,ts", "--slices", "2", "--models", "cooc,cooc-attr",
+                 "--catalog", str(catalog), "--catalog-columns", "id,tags", "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "tiny-S2.json").read_text())
+    assert [model["name"] for model in document["models"]] == ["cooc", "cooc-attr"]
+    assert document["catalog"] == [str(catalog), 6]
+    cooc, filled = document["models"]
+    assert filled["hits"] >= cooc["hits"] and filled["pairs"] == cooc["pairs"]
+
+
+def test_eval_catalog_file_needs_its_columns(tiny_csv, tmp_path, capsys):
+    assert main(["eval", str(tiny_csv), "--columns", "user,item,ts", "--models", "cooc",
+                 "--catalog", str(tiny_csv), "--out", str(tmp_path)]) != 0
+    assert "--catalog-columns" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from streamer.evaluation.baselines import CooccurrenceModel
-from streamer.evaluation.protocol import SessionTracker, evaluate, rank_by_cosine, split_events
+from streamer.evaluation.protocol import SessionTracker, catalog_upserts, evaluate, rank_by_cosine, split_events
 from tests.evaluation.tiny_log import TINY_LOG
 
 
@@ -149,3 +149,28 @@ def test_slices_must_be_positive():
 
     with pytest.raises(StreamerError):
         split_events(TINY_LOG, slices=0)
+
+
+class CatalogRecordingModel(RecordingModel):
+    def catalog(self, updates):
+        self.calls.append(("catalog", [update["item"] for update in updates]))
+
+
+def test_catalog_upserts_come_per_chunk_for_items_first_seen_in_it():
+    split = split_events(TINY_LOG, slices=2)
+    catalog = {item: {"kind": item.upper()} for item in "abcexz" if item != "c"}  # c is not catalogued
+    upserts = catalog_upserts(split, catalog)
+    assert [[update["item"] for update in chunk] for chunk in upserts] == [["a", "b", "x"], ["e"], ["z"]]
+    assert upserts[1][0] == {"op": "upsert", "item": "e", "attrs": {"kind": "E"}}
+
+
+def test_catalog_reaches_a_model_before_each_chunk_after_the_queries():
+    split = split_events(TINY_LOG, slices=2)
+    upserts = catalog_upserts(split, {item: {"kind": "k"} for item in "abcexz"})
+    model = CatalogRecordingModel()
+    result = evaluate(model, split, upserts=upserts)
+    assert result.name == "recording+catalog"
+    assert [call[0] for call in model.calls] == ["catalog", "learn", "rank", "catalog", "learn", "rank", "catalog", "learn"]
+    assert model.calls[3] == ("catalog", ["e"]) and model.calls[6] == ("catalog", ["z"])
+    plain = RecordingModel()  # a model without a catalog method ignores the upserts
+    assert evaluate(plain, split, upserts=upserts).name == "recording"
