@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from streamer.config import Settings
+from streamer.core.live_quality import LiveQuality
 from streamer.core.warmup import warm_up
 from streamer.errors import CheckpointError
 from streamer.ingest import Ingestor
@@ -130,8 +131,9 @@ class _Active:
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
                                      self.source, self.sink.pending_snapshot)
+        self.live = _live_quality(settings, engine, self.sink, self.metrics)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
-                                 settings.max_future_seconds)
+                                 settings.max_future_seconds, observe=self.live and self.live.observe)
         self.status = Status(self)
         self.redis_backoff = Backoff("redis_unavailable")
         self.kafka_backoff = Backoff("kafka_unavailable")
@@ -275,6 +277,8 @@ class _Active:
         written = True
         for snapshot, result, error in outcomes:
             self.sink.settled(snapshot, error is None)
+            if error is None and self.live is not None:
+                self.live.forget(snapshot.retired)  # their lists are deleted
             if error is not None:
                 if isinstance(error, FencedError):
                     raise error
@@ -328,6 +332,18 @@ class _Active:
                     self.lost_lease.set()
             except (RedisError, OSError) as error:
                 log_event(logger, logging.WARNING, "lease_renew_failed", error=repr(error))
+
+
+def _live_quality(settings: Settings, engine, sink: RedisSink, metrics: Metrics) -> LiveQuality | None:
+    """The live check (None when ``live_sample_rate`` is 0), fed the neighbour lists the sink writes."""
+    if not settings.live_sample_rate:
+        metrics.live_quality = None
+        return None
+    live = LiveQuality(settings.live_sample_rate, settings.live_window, settings.live_shadow_items,
+                       settings.live_shadow_pairs, settings.live_sessions, seed=engine.settings.seed)
+    sink.on_neighbours = live.published
+    metrics.live_quality = live
+    return live
 
 
 def _quietly(action) -> None:

@@ -105,6 +105,13 @@ class Settings:
     metrics_port: int = _option(0, "port of the Prometheus /metrics endpoint (0 = off)")
     status_interval: float = _option(5.0, "seconds between status lines in the log")
     log_level: str = _option("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    # Live quality (docs/live-quality.md)
+    live_sample_rate: float = _option(0.05, "share of live events scored before they are learned: is the next item "
+                                      "of the session in the published top-10 of the previous one? (0 = off)")
+    live_window: int = _option(10000, "scored events in the sliding window of streamer_live_hit_rate")
+    live_shadow_items: int = _option(20000, "most items the co-occurrence shadow keeps counts for (0 = no shadow)")
+    live_shadow_pairs: int = _option(50, "partners kept per item by the co-occurrence shadow (at most twice this)")
+    live_sessions: int = _option(100000, "most user sessions the live check tracks (least recently seen dropped)")
     engine: tuple[tuple[str, Any], ...] = _option((), "engine knobs (TOML table [engine]; flags below)")
 
     def __post_init__(self) -> None:
@@ -119,6 +126,16 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.topic:
             raise ConfigError("topic must not be empty")
+        self._check_live()
+
+    def _check_live(self) -> None:
+        if not 0.0 <= self.live_sample_rate <= 1.0:
+            raise ConfigError(f"live_sample_rate must be between 0 and 1, got {self.live_sample_rate!r}")
+        for name in ("live_window", "live_shadow_pairs", "live_sessions"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.live_shadow_items < 0:
+            raise ConfigError(f"live_shadow_items must be >= 0, got {self.live_shadow_items!r}")
 
     @property
     def dead_letter_topic(self) -> str:

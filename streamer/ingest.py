@@ -74,8 +74,9 @@ class Ingestor:
     """
 
     def __init__(self, engine, dead_letters, sink, max_message_bytes: int, max_future_seconds: float | None,
-                 clock=time.time):
+                 clock=time.time, observe=None):
         self.engine = engine
+        self._observe = observe  # called with each valid event batch as (user, item, ts) before it is learned
         self._dead_letters = dead_letters
         self._sink = sink
         self._max_bytes = max_message_bytes
@@ -85,6 +86,9 @@ class Ingestor:
     def process(self, records: list, catalog: bool = False, replay: bool = True) -> BatchResult:
         """Decode, validate, learn and mark one batch (all three steps below, in order)."""
         prepared = self.prepare(records, catalog)
+        if self._observe is not None and not catalog and prepared.valid:
+            self._observe([record if type(record) is tuple else (record.user, record.item, record.ts)
+                           for record in prepared.valid])
         return self.finish(prepared, self.learn(prepared, replay))
 
     def prepare(self, records, catalog: bool = False) -> Prepared:

@@ -6,13 +6,18 @@ Gauges: items, open sessions, dirty items, consumer lag, last flush latency, lea
 Histogram: freshness — one sample per ingested poll batch and flush: the oldest produce time among the
 batch's records → the flush that wrote the vectors it changed first (items already dirty keep their older
 sample). A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
+Live quality (docs/live-quality.md), read from the daemon's LiveQuality at each scrape:
+``streamer_live_hit_rate{model}`` (sliding window; NaN before the first sample), ``streamer_live_hits_total{model}``
+and ``streamer_live_samples_total``.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["FRESHNESS_BUCKETS", "Metrics"]
 
@@ -51,6 +56,8 @@ class Metrics:
         self.freshness = Histogram("streamer_freshness_seconds", "produce time → vector written to Redis",
                                    buckets=FRESHNESS_BUCKETS, registry=registry)
         self._recent: deque[float] = deque(maxlen=window)
+        self.live_quality = None  # a streamer.core.live_quality.LiveQuality, read at each scrape
+        registry.register(_LiveQualityCollector(self))
 
     def serve(self, port: int) -> None:
         if port:
@@ -70,3 +77,24 @@ class Metrics:
 
     def clear_freshness_window(self) -> None:
         self._recent.clear()
+
+
+class _LiveQualityCollector:
+    """The live hit rates of ``metrics.live_quality`` at scrape time (nothing while it is None)."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+
+    def collect(self):
+        live = self._metrics.live_quality
+        if live is None:
+            return
+        rate = GaugeMetricFamily("streamer_live_hit_rate", "share of sampled live events whose item is in the "
+                                 "top-10 of the session's previous item, over the sliding window", labels=["model"])
+        hits = CounterMetricFamily("streamer_live_hits", "sampled live events that were hits", labels=["model"])
+        for name, window in live.windows.items():
+            rate.add_metric([name], math.nan if window.rate is None else window.rate)
+            hits.add_metric([name], window.total_hits)
+        samples = CounterMetricFamily("streamer_live_samples", "live events scored (sampled queries)")
+        samples.add_metric([], live.windows["streamer"].total)
+        yield from (rate, hits, samples)

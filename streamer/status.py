@@ -1,6 +1,7 @@
 """The status line every few seconds, and the gauges it reads.
 
 ``status events_per_s=... lag=... items=... open_sessions=... dirty=... flush_ms=... replay_debt=... dlq=...``
+then, with the live check on, ``live_hit_streamer=... live_hit_cooc=... live_samples=...``
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Status:
             "freshness_p99": "-" if p99 is None else round(p99, 3),
             "replay_debt": engine.replay_debt, "dlq": active.dead_letters.count,
         }
+        if getattr(active, "live", None) is not None:
+            fields.update(active.live.status_fields())
         metrics.items.set(fields["items"])
         metrics.open_sessions.set(fields["open_sessions"])
         metrics.dirty_items.set(fields["dirty"])

@@ -115,6 +115,7 @@ class RedisSink:
         self.in_flight = 0  # snapshots taken and not settled yet
         self._server_id: str | None = None
         self._check_server = True
+        self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
         self._scripts = {name: client.register_script(source) for name, source in (
             ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
             ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META))}
@@ -238,7 +239,7 @@ class RedisSink:
         due = list(self.neighbours_due)[:limit]
         for start in range(0, len(due), NEIGHBOUR_CHUNK):
             chosen = due[start:start + NEIGHBOUR_CHUNK]
-            keys, args = [], []
+            keys, args, written = [], [], []
             for item, neighbours in zip(chosen, engine.most_similar_many(chosen, self._neighbours_count)):
                 if not neighbours and engine.vector(item) is None:
                     continue
@@ -246,8 +247,11 @@ class RedisSink:
                 args.append(len(neighbours))
                 for other, score in neighbours:
                     args.extend((float(score), other))
+                written.append((item, [other for other, _ in neighbours]))
             if keys:
                 self._execute([("neighbours", keys, args)])
+                if self.on_neighbours is not None:
+                    self.on_neighbours(written)
             for item in chosen:
                 self.neighbours_due.pop(item, None)
             done += len(chosen)
