@@ -138,6 +138,8 @@ class _Active:
         self.redis_backoff = Backoff("redis_unavailable")
         self.kafka_backoff = Backoff("kafka_unavailable")
         self.lost_lease = threading.Event()
+        self.redis_restarted = threading.Event()  # set by the lease renewer: a new Redis run_id
+        self._server_id: str | None = None
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
 
@@ -149,6 +151,7 @@ class _Active:
                 _quietly(lambda: self.sink.create_index(self.engine.settings.vector_size))
             if not self.state_found:  # before compiling: a refusal comes at once
                 self._start_without_state()
+            _quietly(lambda: self._watch_server(self.sink.server_id()))
             log_event(logger, logging.INFO, "engine_compiled", seconds=round(warm_up(self.engine.settings), 3))
             self._open_source()
             self._loop()
@@ -207,6 +210,9 @@ class _Active:
                 self._replay_owed()
             if self.publisher.in_flight:
                 self._settle(self.publisher.collect())
+            if self.redis_restarted.is_set():
+                self.redis_restarted.clear()
+                self.sink.republish_all(self.engine.item_ids(), self.engine.user_ids())
             now = time.monotonic()
             if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
                 next_flush = now + settings.flush_interval
@@ -263,6 +269,7 @@ class _Active:
         snapshot is written. False when Redis is down (the failed ids are dirty again)."""
         submitted = force or self.redis_backoff.ready()
         if submitted:
+            self.sink.feed_republish(self.settings.flush_items)
             try:
                 self.publisher.submit(self.sink.snapshot(self.engine))
             except (RedisError, OSError) as error:
@@ -295,7 +302,6 @@ class _Active:
         return written
 
     def _flush_failed(self, error: Exception) -> None:
-        self.sink.mark_disconnected()
         self.metrics.flush_errors.inc()
         self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
 
@@ -305,7 +311,6 @@ class _Active:
         try:
             self.sink.refresh_neighbours(self.engine, self.settings.neighbours_batch)
         except (RedisError, OSError) as error:
-            self.sink.mark_disconnected()
             self.redis_backoff.failed(error, sleep=False)
 
     def checkpoint_now(self, force: bool = False) -> bool:
@@ -325,13 +330,23 @@ class _Active:
             self.checkpoint_now(force=True)
 
     def _renew_lease(self) -> None:
+        """The renewer thread: renew the lease and watch the server's run_id, so that a Redis restart is
+        noticed even while the loop is idle (redis-py reconnects silently)."""
         while not self.lost_lease.wait(self.lease.renew_interval):
             try:
                 if not self.lease.renew():
                     log_event(logger, logging.ERROR, "lease_fenced", holder=self.lease.holder())
                     self.lost_lease.set()
+                self._watch_server(self.sink.server_id())
             except (RedisError, OSError) as error:
                 log_event(logger, logging.WARNING, "lease_renew_failed", error=repr(error))
+
+    def _watch_server(self, server_id: str | None) -> None:
+        if self._server_id is not None and server_id != self._server_id:
+            log_event(logger, logging.WARNING, "redis_restarted", previous=self._server_id, run_id=server_id,
+                      republish=self.engine.item_count)
+            self.redis_restarted.set()
+        self._server_id = server_id
 
 
 def _live_quality(settings: Settings, engine, sink: RedisSink, metrics: Metrics) -> LiveQuality | None:

@@ -164,6 +164,15 @@ class Trainer(BatchLearning):
                 found.append((item, row))
         return [item for item, _ in found], self._served(np.array([row for _, row in found], np.int64))
 
+    def item_ids(self) -> list[str]:
+        """The served items (retired excluded), in row order: the ids of :meth:`vectors` without the copy."""
+        ids = self._items.ids
+        return [ids[row] for row in self._items.live_rows().tolist()]
+
+    def user_ids(self) -> list[str]:
+        """Users with a slot (an open session or one not swept yet): those :meth:`user_vector` may answer."""
+        return list(self._users.slots)
+
     def vector(self, item: str) -> np.ndarray | None:
         row = self._live_row(item)
         return None if row is None else self._served(np.array([row]))[0]

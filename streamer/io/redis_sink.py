@@ -4,7 +4,10 @@ Writes are pipelined (``transaction=False``) batches of fenced Lua scripts: each
 that the namespace lease still holds our value, so a fenced daemon writes nothing. They are idempotent
 (``HSET``/``SET``/``DEL``; a replay overwrites). Dirty ids are sets (bounded by the item count) and
 survive failed flushes, so while Redis is down training goes on and everything lands after reconnect.
-When the Redis server restarted (new ``run_id``), every item is published again.
+When the Redis server restarted (a new ``run_id``, seen by the daemon's lease renewer even while idle),
+:meth:`RedisSink.republish_all` queues every item and user again; each flush takes at most a batch of
+the queue (:meth:`RedisSink.feed_republish`), so learning goes on meanwhile, and what is left of it is
+pending in every checkpoint (a kill mid-way loses none).
 """
 
 from __future__ import annotations
@@ -113,9 +116,8 @@ class RedisSink:
         self.neighbours_due: dict[str, None] = {}  # insertion-ordered set
         self.last_flush: float | None = None
         self.in_flight = 0  # snapshots taken and not settled yet
-        self._server_id: str | None = None
-        self._check_server = True
         self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
+        self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
         self._scripts = {name: client.register_script(source) for name, source in (
             ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
             ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META))}
@@ -142,13 +144,28 @@ class RedisSink:
         if self._user_ttl_ms:
             self.users.update(users)
 
+    def republish_all(self, items, users) -> None:
+        """The Redis server restarted (empty): queue every item (vector and neighbour list) and user again."""
+        self.republish = [item for item in items if item not in self.dirty]
+        self.add_users(users)
+
+    def feed_republish(self, limit: int) -> int:
+        """Mark up to ``limit`` queued items dirty (no freshness sample: no new event); how many."""
+        if not self.republish:
+            return 0
+        chunk = self.republish[-limit:]
+        del self.republish[-limit:]
+        self.add_items(chunk, None)
+        return len(chunk)
+
     @property
     def pending(self) -> int:
-        return len(self.dirty) + len(self.retired) + len(self.users) + self.in_flight
+        return len(self.dirty) + len(self.retired) + len(self.users) + len(self.republish) + self.in_flight
 
     def pending_snapshot(self) -> dict[str, list[str]]:
         """Ids not yet in Redis, for the checkpoint (so a checkpoint saved while Redis is down loses none)."""
-        return {"items": sorted(self.dirty), "retired": sorted(self.retired), "neighbours": list(self.neighbours_due)}
+        return {"items": sorted(set(self.dirty).union(self.republish)), "retired": sorted(self.retired),
+                "neighbours": list(self.neighbours_due)}
 
     def restore_pending(self, pending: dict[str, list[str]]) -> None:
         self.add_items(pending.get("items", ()), time.time())
@@ -156,9 +173,9 @@ class RedisSink:
         if self._neighbours_count:
             self.neighbours_due.update(dict.fromkeys(pending.get("neighbours", ())))
 
-    def mark_disconnected(self) -> None:
-        """After a Redis error: check on the next flush whether the server restarted (and lost our keys)."""
-        self._check_server = True
+    def server_id(self) -> str | None:
+        """The Redis server's ``run_id`` (a new one after every restart); called by the lease renewer."""
+        return self._client.info("server").get("run_id")
 
     # -- writing --------------------------------------------------------------------------------
     def flush(self, engine) -> FlushResult:
@@ -179,8 +196,6 @@ class RedisSink:
         """Take the pending ids off the dirty sets with their vectors copied now (``write`` may run on
         another thread while the engine learns on); ``restore`` puts them back if the write fails."""
         began = time.monotonic()
-        if self._check_server:
-            self._detect_restart(engine)
         now = time.time()
         items, retired, users = list(self.dirty), sorted(self.retired), list(self.users)
         calls = self._item_calls(engine, items, now) + self._user_calls(engine, users)
@@ -320,11 +335,3 @@ class RedisSink:
             if attempt == 0 and self._lease.renew():
                 continue
             raise FencedError(f"namespace {self._keys.namespace!r} is leased by {self._lease.holder()!r}")
-
-    def _detect_restart(self, engine) -> None:
-        server_id = self._client.info("server").get("run_id")
-        if self._server_id is not None and server_id != self._server_id:
-            ids, _ = engine.vectors()
-            log_event(logger, logging.WARNING, "redis_restarted", republish=len(ids))
-            self.add_items(ids, time.time())
-        self._server_id, self._check_server = server_id, False

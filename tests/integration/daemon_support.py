@@ -166,3 +166,61 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0,
                 break
     consumer.close()
     return records
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a random free port (never the session's shared one), for tests
+    that restart, stop (SIGSTOP) or kill it; ``with OwnRedis(log_path) as server:`` stops it at the end."""
+
+    def __init__(self, log_path: Path):
+        from streamer.localstack import LOOPBACK, free_port
+
+        self.log_path, self.host, self.port = log_path, LOOPBACK, free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=10)
+
+    def start(self) -> "OwnRedis":
+        import redis
+
+        from streamer.localstack import find_redis_server
+
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([find_redis_server(), "--port", str(self.port), "--bind", self.host,
+                                             "--save", "", "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
+        probe = redis.Redis(host=self.host, port=self.port, socket_timeout=2)
+
+        def pings() -> bool:
+            try:
+                return bool(probe.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_for(pings, 20, "redis-server to answer")
+        probe.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case a test left it stopped
+            self.process.terminate()
+            self.process.wait(20)
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: an empty server with a new run_id."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "OwnRedis":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
