@@ -109,7 +109,7 @@ class _Active:
 
         self.daemon, self.settings, self.metrics, self.lease = daemon, daemon.settings, daemon.metrics, lease
         settings = self.settings
-        store = CheckpointStore(settings.checkpoint_dir)
+        store = CheckpointStore(settings.checkpoint_dir, settings.compact_ratio)
         engine, manifest = store.load(Trainer.load)
         self.client, self.state_found = client, engine is not None
         if engine is None:
@@ -128,6 +128,8 @@ class _Active:
         source_type = ProcessSource if settings.fetcher == "process" else KafkaSource
         self.source = source_type(settings, on_revoked=self._on_revoked)
         self.source.learned = dict(manifest.offsets)
+        if manifest.fell_back:  # a checkpoint file was unusable: re-read what the state before it had not learned
+            self.source.follow_committed = False
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
                                      self.source, self.sink.pending_snapshot)
@@ -160,6 +162,7 @@ class _Active:
             self.checkpoint_now(force=True)
         finally:
             self.lost_lease.set()  # stops the renewer
+            self.checkpoint.close()
             self.publisher.close()
             _quietly(self.source.close)
             _quietly(self.dead_letters.close)

@@ -93,6 +93,8 @@ class Settings:
     # Durability
     checkpoint_dir: str = _option("streamer-state", "directory of the engine checkpoint and its offsets")
     checkpoint_interval: float = _option(30.0, "seconds between checkpoints (offsets are committed after each)")
+    compact_ratio: float = _option(1.0, "write a new base snapshot (in the background) once the delta segments "
+                                   "after the last one reach this fraction of its size")
     lease_ttl: float = _option(10.0, "seconds the namespace lease lives unless renewed")
     shutdown_timeout: float = _option(30.0, "seconds a graceful stop may take before the process exits anyway")
     reset_model: bool = _option(False, "when no checkpoint is found but the group has committed offsets, start a new "
@@ -116,7 +118,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
-                    "shutdown_timeout", "status_interval", "replay_slice", "flush_items", "neighbours_batch",
+                    "shutdown_timeout", "status_interval", "replay_slice", "compact_ratio", "flush_items", "neighbours_batch",
                     "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -23,7 +23,7 @@ import numpy as np
 from streamer.core.noise import noise_weight, set_weight
 from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
-from streamer.core.sgns import ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, pair_scratch, train_pair
+from streamer.core.sgns import DIRTY_STATE, ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, pair_scratch, train_pair
 
 __all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
            "WORK_PAIRS", "WORK_BLOCKS"]
@@ -147,6 +147,7 @@ def _count(items, replay, row, ts, alpha, half_life):
         recent[row] *= 0.5 ** ((ts - last_seen[row]) / half_life)
         last_seen[row] = ts
     recent[row] += 1.0
+    items.dirty[row] |= DIRTY_STATE  # counts and noise weight changed even when no pair is trained
     set_weight(items.noise_tree, items.noise_weights, row, noise_weight(counts[row], alpha))
 
 

@@ -16,7 +16,6 @@ directory fsynced. Member CRCs (zip) catch corruption; any problem on load is a 
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import zipfile
@@ -25,34 +24,42 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from streamer.core.delta import start_tracking
 from streamer.core.learning import ReplayArrays
 from streamer.core.sessions import UserArrays
 from streamer.core.settings import TrainerSettings
 from streamer.core.vocab import ItemArrays
 from streamer.errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "save_trainer", "load_trainer", "trainer_state", "restore_state", "read_state"]
+__all__ = ["FORMAT", "VERSION", "save_trainer", "load_trainer", "trainer_state", "restore_state", "read_state",
+           "write_archive", "read_archive"]
 
 FORMAT = "streamer-checkpoint"
 VERSION = 1
 
 
-def trainer_state(trainer) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) describing ``trainer`` completely."""
+def trainer_state(trainer, snapshot: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) describing ``trainer`` completely. ``snapshot``: everything but the item arrays is a copy
+    (for a base written on another thread while learning goes on; the item rows it may see half-updated are
+    the ``DIRTY_STATE`` rows of the deltas after it, see :mod:`streamer.core.delta`)."""
     items, users = trainer._items, trainer._users
+    same = (lambda value: value) if not snapshot else (lambda value: value.copy())
     meta = {
         "format": FORMAT, "version": VERSION, "settings": trainer.settings.to_dict(),
         "event_count": trainer._event_count, "watermark": trainer._watermark,
         "next_maintenance": trainer._next_maintenance,
-        "item_ids": items.ids, "item_free": items.free, "user_ids": users.ids, "user_free": users.free,
-        "attributes": items.attributes, "retired": sorted(items.retired),
+        "item_ids": same(items.ids), "item_free": same(items.free), "user_ids": same(users.ids),
+        "user_free": same(users.free), "attributes": same(items.attributes), "retired": sorted(items.retired),
         "pending_retired": sorted(trainer._pending_retired), "replay_debt": trainer.replay_debt,
     }
+    for key in ("watermark", "next_maintenance"):
+        if meta[key] == float("-inf"):
+            meta[key] = None
     replay_log, meta["replay_log"] = trainer._debt.log_state()
     arrays = {f"items.{name}": value for name, value in items.arrays._asdict().items()}
-    arrays.update({f"users.{name}": value for name, value in users.arrays._asdict().items()})
-    arrays.update({"replay.pairs": trainer._replay.pairs, "replay.counters": trainer._replay.counters, "rng": trainer._rng,
-                   "replay.log": replay_log})
+    arrays.update({f"users.{name}": same(value) for name, value in users.arrays._asdict().items()})
+    arrays.update({"replay.pairs": same(trainer._replay.pairs), "replay.counters": trainer._replay.counters.copy(),
+                   "rng": trainer._rng.copy(), "replay.log": replay_log})
     return meta, arrays
 
 
@@ -88,15 +95,18 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._debt.owed = int(meta.get("replay_debt", 0))  # checkpoints written before it: nothing owed
     if "replay.log" in arrays:  # older checkpoints: no backlog log, the debt draws from the ring buffer
         trainer._debt.restore_log(arrays["replay.log"], meta["replay_log"])
-
+    start_tracking(trainer)
 
 
 def save_trainer(trainer, path) -> None:
     """Atomic write: temp file in the same directory, fsync, rename, fsync the directory."""
-    meta, arrays = trainer_state(trainer)
-    for key in ("watermark", "next_maintenance"):
-        if meta[key] == float("-inf"):
-            meta[key] = None
+    write_archive(path, *trainer_state(trainer))
+
+
+def write_archive(path, meta: dict, arrays: dict[str, np.ndarray], cancelled=lambda: False) -> int:
+    """Write ``meta.json`` and one ``.npy`` member per array as an uncompressed zip (member CRC-32s), atomically:
+    temp file in the same directory, fsync, rename, fsync the directory. Returns the bytes written.
+    ``cancelled()`` is asked between members; True abandons the write (CheckpointError, nothing left)."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
@@ -105,10 +115,13 @@ def save_trainer(trainer, path) -> None:
             with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
                 archive.writestr("meta.json", orjson.dumps(meta))
                 for name, value in arrays.items():
+                    if cancelled():
+                        raise CheckpointError(f"{target}: write cancelled")
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, np.ascontiguousarray(value), allow_pickle=False)
             stream.flush()
             os.fsync(stream.fileno())
+            size = stream.tell()
         os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):
@@ -119,21 +132,27 @@ def save_trainer(trainer, path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+    return size
 
 
-def read_state(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) from a checkpoint file; CheckpointError if it is not a valid one."""
+def read_archive(path, expected_format: str, expected_version: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a ``write_archive`` file; CheckpointError if it is missing, corrupt (member CRC-32),
+    truncated or of another format or version. Arrays are read straight from their members (no extra copy)."""
     try:
         with zipfile.ZipFile(path, "r") as archive:
             meta = orjson.loads(archive.read("meta.json"))
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a streamer checkpoint")
-            if meta.get("version") != VERSION:
-                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} (expected {VERSION})")
+            if not isinstance(meta, dict) or meta.get("format") != expected_format:
+                raise CheckpointError(f"{path}: not a {expected_format} file")
+            if meta.get("version") != expected_version:
+                raise CheckpointError(f"{path}: unsupported {expected_format} version {meta.get('version')!r} "
+                                      f"(expected {expected_version})")
             arrays = {}
             for name in archive.namelist():
                 if name.endswith(".npy"):
-                    arrays[name[:-4]] = np.lib.format.read_array(io.BytesIO(archive.read(name)), allow_pickle=False)
+                    with archive.open(name) as member:
+                        arrays[name[:-4]] = np.lib.format.read_array(member, allow_pickle=False)
+                        if member.read(1):  # also reaches the end of the member, where its CRC-32 is checked
+                            raise ValueError(f"{name}: trailing bytes")
     except CheckpointError:
         raise
     except FileNotFoundError:
@@ -141,6 +160,16 @@ def read_state(path) -> tuple[dict, dict[str, np.ndarray]]:
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, orjson.JSONDecodeError, EOFError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from None
     return meta, arrays
+
+
+def read_state(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) from a checkpoint file; CheckpointError if it is not a valid one."""
+    try:
+        return read_archive(path, FORMAT, VERSION)
+    except CheckpointError as error:
+        if "not a streamer-checkpoint file" in str(error):
+            raise CheckpointError(f"{path}: not a streamer checkpoint") from None
+        raise
 
 
 def load_trainer(path):

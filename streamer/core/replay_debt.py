@@ -38,10 +38,12 @@ class ReplayDebt:
         self.limit = passes * self.log_capacity
         self.owed = owed
         self._seed = seed
+        self.version = 0  # changes with the backlog log (a delta rewrites the log only when it changed)
         self.clear_log()
 
     def clear_log(self) -> None:
         self._log, self._fill, self._seen = np.empty((0, 2), np.int32), 0, 0
+        self.version += 1
 
     def log(self) -> np.ndarray | None:
         """All logged pairs (rows ``(first, second)``), or None when the log is empty."""
@@ -75,6 +77,7 @@ class ReplayDebt:
             slots = random.integers(0, self.log_capacity, int(kept.sum()))
             self._log[slots] = pairs[room:][kept]
         self._seen += count
+        self.version += 1
 
     def accrue(self, pairs: int) -> int:
         """Owe ``passes`` draws per pair learned without its replay (up to :attr:`limit`); the new debt."""

@@ -89,6 +89,11 @@ class UserTable:
         self.ids: list[str | None] = []
         self.free: list[int] = []
         self.arrays = self._allocate(capacity)
+        self.forget_changes()
+
+    def forget_changes(self) -> None:
+        """Start a new delta: the slots written from now on are collected in ``changed`` (arrays of slots)."""
+        self.changed: list[np.ndarray] = []
 
     def _allocate(self, capacity: int) -> UserArrays:
         # length -1 marks a free slot
@@ -124,7 +129,9 @@ class UserTable:
             for user in dict.fromkeys(user for user, known in zip(users, found) if known is None):
                 self.slot(user)
             found = list(map(get, users))
-        return np.array(found, np.int32)
+        slots = np.array(found, np.int32)
+        self.changed.append(slots)
+        return slots
 
     def _grow(self) -> None:
         old = self.arrays
@@ -147,12 +154,15 @@ class UserTable:
             self.ids[slot] = None
             self.free.append(slot)
         self.arrays.length[swept] = FREE
+        self.changed.append(swept)
         return int(swept.size)
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Remove released item rows from every ring (their slots may be reused by other items)."""
         ring = self.arrays.ring
-        ring[np.isin(ring, rows)] = -1
+        hit = np.isin(ring, rows)
+        ring[hit] = -1
+        self.changed.append(np.flatnonzero(hit.any(axis=1)))
 
     def open_count(self, watermark: float, session_gap: float) -> int:
         """Users whose session is still open at event time ``watermark``."""

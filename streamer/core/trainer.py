@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from streamer.core.batches import BatchLearning, LearnReport
+from streamer.core.delta import start_tracking
 from streamer.core.learning import COUNTER_FILL, COUNTER_REPLAYED, COUNTER_SIZE, Hyper, ReplayArrays
 from streamer.core.lifecycle import evict_least_used, release_rows, upsert_item
 from streamer.core.overlap import Overlap
@@ -67,6 +68,7 @@ class Trainer(BatchLearning):
         self._next_maintenance = -_INFINITY
         self._pending_retired: set[str] = set()
         self._overlap = Overlap()
+        start_tracking(self)  # deltas count from here (a checkpoint store writes a base snapshot first)
 
     # ---- learning -------------------------------------------------------------------------------------
 
@@ -134,7 +136,7 @@ class Trainer(BatchLearning):
                 row = items.rows.get(update.item)
                 if row is not None:
                     release_rows(items, self._users, self._replay.pairs, np.array([row]))
-                items.retired.add(update.item)
+                items.retire(update.item)
                 self._released({update.item})
             else:
                 max_items = self.settings.max_items

@@ -13,9 +13,9 @@ from collections import namedtuple
 import numpy as np
 
 from streamer.core.noise import fenwick_build, set_weight
-from streamer.core.sgns import ITEM_FREE, ITEM_LIVE, ITEM_NEW
+from streamer.core.sgns import DIRTY_STATE, ITEM_FREE, ITEM_LIVE, ITEM_NEW
 
-__all__ = ["ItemArrays", "ItemTable"]
+__all__ = ["ItemArrays", "ItemTable", "clear_rows"]
 
 ItemArrays = namedtuple(
     "ItemArrays",
@@ -34,6 +34,13 @@ def _allocate(capacity: int, vector_size: int) -> ItemArrays:
     )
 
 
+def clear_rows(arrays: ItemArrays, rows) -> None:
+    """A released row holds zeros everywhere but in the noise tree (a delta replays exactly this)."""
+    for name in ItemArrays._fields:
+        if name != "noise_tree":
+            getattr(arrays, name)[rows] = 0
+
+
 class ItemTable:
     """Item id -> row, the per-row arrays, the attribute index and the retired ids."""
 
@@ -46,6 +53,13 @@ class ItemTable:
         self.attributes: dict[str, dict[str, str]] = {}
         self.attribute_index: dict[tuple[str, str], set[str]] = {}
         self.retired: set[str] = set()
+        self.forget_changes()
+
+    def forget_changes(self) -> None:
+        """Start a new delta (:mod:`streamer.core.delta`): what changed outside the ``dirty`` rows since then."""
+        self.released: list[tuple[str, int]] = []  # (id, row) released: their rows were zeroed
+        self.attributes_changed: set[str] = set()
+        self.retired_changed: set[str] = set()
 
     @property
     def live_count(self) -> int:
@@ -68,9 +82,17 @@ class ItemTable:
                 self._grow()
         self.arrays.status[row] = ITEM_NEW
         self.arrays.last_seen[row] = ts
+        self.arrays.dirty[row] |= DIRTY_STATE
         self.rows[item] = row
-        self.retired.discard(item)
+        if item in self.retired:
+            self.retired.discard(item)
+            self.retired_changed.add(item)
         return row
+
+    def retire(self, item: str) -> None:
+        """Remember ``item`` as retired (its events are rejected until a catalog upsert brings it back)."""
+        self.retired.add(item)
+        self.retired_changed.add(item)
 
     def _grow(self) -> None:
         old = self.arrays
@@ -88,22 +110,19 @@ class ItemTable:
         for row in rows.tolist():
             item = self.ids[row]
             ids.append(item)
+            self.released.append((item, row))
             del self.rows[item]
             self.ids[row] = None
             self.free.append(row)
             self._unindex(item)
-        arrays.status[rows] = ITEM_FREE
-        arrays.counts[rows] = 0
-        arrays.recent[rows] = 0.0
-        arrays.dirty[rows] = 0
-        arrays.vectors_in[rows] = 0.0
-        arrays.vectors_out[rows] = 0.0
-        for row in rows.tolist():
+        for row in rows.tolist():  # the weights leave the tree first
             set_weight(arrays.noise_tree, arrays.noise_weights, row, 0.0)
+        clear_rows(arrays, rows)  # status ITEM_FREE (0), counts, vectors, dirty
         return ids
 
     def set_attributes(self, item: str, attributes: dict[str, str]) -> None:
         self._unindex(item)
+        self.attributes_changed.add(item)
         self.attributes[item] = dict(attributes)
         for pair in attributes.items():
             self.attribute_index.setdefault(pair, set()).add(item)

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streamer import Trainer
 from streamer.datasets import load_events
+from streamer.io.checkpoint import CheckpointStore
 from tests.integration.daemon_support import (
     FAST_GROUP, event_value, manifest_offsets, produce, read_item_vectors, read_manifest, spawn_daemon,
     stop_process, wait_for,
@@ -61,7 +62,7 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
     manifest = read_manifest(state)
     assert manifest["event_count"] == len(rows), "an event was skipped or learned twice"
     assert manifest_offsets(state) == {(topic, partition): count for partition, count in produced.items()}
-    engine = Trainer.load(state / manifest["state"])
+    engine, _ = CheckpointStore(state).load(Trainer.load)
     items = {item for _, item, _ in rows}
     assert engine.event_count == len(rows)
     assert all(engine.vector(item) is not None for item in items)

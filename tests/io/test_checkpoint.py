@@ -19,13 +19,16 @@ def test_save_then_load_round_trips_state_offsets_and_pending(tmp_path):
     store = CheckpointStore(tmp_path / "state")
     engine, fresh = store.load(Trainer.load)
     assert engine is None and fresh.sequence == 0
-    saved = store.save(_engine(), fresh, {("events", 0): 6, ("events", 1): 2}, {"items": ["i1"]})
-    second = store.save(_engine(8), saved, {("events", 0): 8, ("events", 1): 2}, {})
+    engine = _engine()
+    saved = store.save(engine, fresh, {("events", 0): 6, ("events", 1): 2}, {"items": ["i1"]})
+    engine.learn([("u0", "i0", 6.0), ("u1", "i1", 7.0)])
+    second = store.save(engine, saved, {("events", 0): 8, ("events", 1): 2}, {})
     loaded, manifest = CheckpointStore(tmp_path / "state").load(Trainer.load)
     assert manifest.sequence == 2 and manifest.model_id == fresh.model_id == second.model_id
     assert manifest.offsets == {("events", 0): 8, ("events", 1): 2}
     assert loaded.event_count == manifest.event_count == 8
-    assert sorted(path.name for path in (tmp_path / "state").iterdir()) == ["engine-00000002.ckpt", MANIFEST]
+    assert sorted(path.name for path in (tmp_path / "state").iterdir()) == [
+        "base-00000001.ckpt", "delta-00000002.seg", MANIFEST]  # a base, then what changed
 
 
 def test_corrupt_manifest_is_an_error_not_a_fresh_start(tmp_path):

@@ -1,0 +1,225 @@
+"""Delta state: what changed in a Trainer since the last checkpoint, as a self-contained (meta, arrays) pair.
+
+A delta names items by id: for every changed item its whole row (vectors, AdaGrad accumulators, counts,
+last seen, decayed count, noise weight, status), the items released since (id and row), changed
+attributes and retirements. Row numbers travel along as a local hint, so that a restore here is
+bit-identical (sessions, the replay buffer and the noise tree are local and hold rows); a daemon that
+applies another's delta keys on the ids. The small parts are rewritten whole every time: settings-free
+scalars (event count, watermark, debt), the generator state, the replay counters, the free lists.
+Measured at 1M items (docs/state.md): they are a few kB against hundreds of MB for the rows.
+
+- Item rows come from the ``DIRTY_STATE`` bit of ``arrays.dirty`` (set by every write, cleared here only;
+  the publisher's ``DIRTY_SERVED`` bit is kept). Released rows have dirty 0: their ids come from
+  ``ItemTable.released``.
+- The noise tree (a Fenwick tree over the noise weights) is a derived cache, but rebuilding it sums in a
+  different order than the incremental updates; the delta carries the tree nodes above the changed rows
+  (O(k log V)), or the whole tree after the arrays grew (a grow rebuilds it).
+- Sessions: the slots ``UserTable.changed`` lists (events, sweeps, rows forgotten).
+- Replay buffer: the ring positions written since the last delta, or all of it after a wrap or a release.
+
+``collect`` takes the delta and starts the next one; ``apply`` replays it onto a trainer restored from the
+base snapshot and the earlier deltas. ``start_tracking`` marks a restored (or freshly snapshotted) trainer as
+having nothing unsaved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamer.core.learning import COUNTER_NEXT, COUNTER_PAIRS
+from streamer.core.sgns import DIRTY_STATE
+from streamer.core.sessions import UserArrays
+from streamer.core.vocab import ItemArrays, clear_rows
+
+__all__ = ["FORMAT", "VERSION", "collect", "apply", "start_tracking", "tree_nodes", "is_empty"]
+
+FORMAT = "streamer-delta"
+VERSION = 1
+ROW_FIELDS = tuple(name for name in ItemArrays._fields if name != "noise_tree")
+_KEEP_SERVED = np.uint8(~DIRTY_STATE & 0xFF)
+
+
+def tree_nodes(rows: np.ndarray, size: int) -> np.ndarray:
+    """Fenwick tree positions (1-based, ``size`` = len(tree)) whose sums include any of ``rows``, and 0 (the total)."""
+    positions = np.asarray(rows, np.int64) + 1
+    found = [np.zeros(1, np.int64)]
+    while positions.size:
+        positions = np.unique(positions[positions < size])
+        found.append(positions)
+        positions = positions + (positions & -positions)
+    return np.unique(np.concatenate(found))
+
+
+def start_tracking(trainer) -> None:
+    """The trainer holds nothing unsaved: clear every ``DIRTY_STATE`` bit and the change logs."""
+    trainer._items.arrays.dirty[:] &= _KEEP_SERVED
+    _restart(trainer)
+
+
+def _restart(trainer) -> None:
+    """The change logs start again (the dirty bits of what was taken are cleared by the caller)."""
+    items, counters = trainer._items, trainer._replay.counters
+    items.forget_changes()
+    trainer._users.forget_changes()
+    trainer._delta_mark = {"item_capacity": items.arrays.counts.shape[0], "next": int(counters[COUNTER_NEXT]),
+                           "pairs": int(counters[COUNTER_PAIRS]), "log_version": trainer._debt.version}
+
+
+def is_empty(trainer) -> bool:
+    """True when nothing changed since the last ``collect``/``start_tracking`` (then a delta need not be written)."""
+    mark, items = trainer._delta_mark, trainer._items
+    return not (np.any(items.arrays.dirty[:len(items.ids)] & DIRTY_STATE) or items.released
+                or items.attributes_changed or items.retired_changed or any(part.size for part in trainer._users.changed)
+                or int(trainer._replay.counters[COUNTER_PAIRS]) != mark["pairs"]
+                or trainer._debt.version != mark["log_version"])
+
+
+def collect(trainer) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of everything changed since the last call, and start the next delta."""
+    items, arrays = trainer._items, trainer._items.arrays
+    mark = trainer._delta_mark
+    rows = np.flatnonzero(arrays.dirty[:len(items.ids)] & DIRTY_STATE)
+    released = list(items.released)
+    meta = _scalars(trainer)
+    meta.update({
+        "item_ids": [items.ids[row] for row in rows.tolist()], "released": released,
+        "item_length": len(items.ids), "item_capacity": int(arrays.counts.shape[0]),
+        "attributes": {item: items.attributes.get(item, {}) for item in items.attributes_changed if item in items.rows},
+        "retired_added": sorted(item for item in items.retired_changed if item in items.retired),
+        "retired_removed": sorted(item for item in items.retired_changed if item not in items.retired),
+    })
+    out = {"items.rows": rows}
+    out.update({f"items.{name}": getattr(arrays, name)[rows] for name in ROW_FIELDS})
+    out["items.dirty"] = out["items.dirty"] & _KEEP_SERVED
+    changed_rows = np.concatenate([rows, np.array([row for _, row in released], np.int64)])
+    if arrays.counts.shape[0] != mark["item_capacity"]:
+        out["items.noise_tree"] = arrays.noise_tree.copy()
+    else:
+        nodes = tree_nodes(changed_rows, arrays.noise_tree.shape[0])
+        out["items.tree_nodes"], out["items.tree_values"] = nodes, arrays.noise_tree[nodes]
+    _collect_users(trainer, meta, out)
+    _collect_replay(trainer, meta, out)
+    arrays.dirty[rows] &= _KEEP_SERVED
+    _restart(trainer)
+    return meta, out
+
+
+def _scalars(trainer) -> dict:
+    def finite(value: float):
+        return None if value == float("-inf") else value
+
+    return {"format": FORMAT, "version": VERSION, "event_count": trainer._event_count,
+            "watermark": finite(trainer._watermark), "next_maintenance": finite(trainer._next_maintenance),
+            "pending_retired": sorted(trainer._pending_retired), "replay_debt": trainer._debt.owed,
+            "item_free": list(trainer._items.free)}
+
+
+def _collect_users(trainer, meta: dict, out: dict) -> None:
+    users = trainer._users
+    slots = np.unique(np.concatenate(users.changed)) if users.changed else np.zeros(0, np.int64)
+    slots = slots[slots < len(users.ids)].astype(np.int64)
+    meta.update({"user_ids": [users.ids[slot] for slot in slots.tolist()], "user_length": len(users.ids),
+                 "user_capacity": int(users.arrays.last_ts.shape[0]), "user_free": list(users.free)})
+    out["users.slots"] = slots
+    out.update({f"users.{name}": getattr(users.arrays, name)[slots] for name in UserArrays._fields})
+
+
+def _collect_replay(trainer, meta: dict, out: dict) -> None:
+    replay, mark = trainer._replay, trainer._delta_mark
+    capacity = replay.pairs.shape[0]
+    written = int(replay.counters[COUNTER_PAIRS]) - mark["pairs"]  # an upper bound of the ring writes
+    if trainer._items.released or written >= capacity:
+        positions = np.arange(capacity, dtype=np.int64)  # released rows were erased anywhere in the ring
+    else:
+        positions = (mark["next"] + np.arange((int(replay.counters[COUNTER_NEXT]) - mark["next"]) % max(capacity, 1),
+                                              dtype=np.int64)) % max(capacity, 1)
+    out["replay.positions"], out["replay.values"] = positions, replay.pairs[positions]
+    out["replay.counters"], out["rng"] = replay.counters.copy(), trainer._rng.copy()
+    meta["replay_log_changed"] = trainer._debt.version != mark["log_version"]
+    if meta["replay_log_changed"]:
+        out["replay.log"], meta["replay_log"] = trainer._debt.log_state()
+
+
+def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Replay a delta from ``collect`` onto ``trainer`` (restored from the state the delta was taken after)."""
+    items = trainer._items
+    _resize_items(items, int(meta["item_capacity"]))
+    items.ids.extend([None] * (int(meta["item_length"]) - len(items.ids)))
+    for item, row in meta["released"]:
+        _release_row(items, item, int(row))
+    rows = arrays["items.rows"]
+    for item, row in zip(meta["item_ids"], rows.tolist()):
+        previous = items.ids[row]
+        if previous is not None and previous != item and items.rows.get(previous) == row:
+            del items.rows[previous]
+        items.ids[row] = item
+        items.rows[item] = row
+    for name in ROW_FIELDS:
+        getattr(items.arrays, name)[rows] = arrays[f"items.{name}"]
+    if "items.noise_tree" in arrays:
+        items.arrays.noise_tree[:] = arrays["items.noise_tree"]
+    else:
+        items.arrays.noise_tree[arrays["items.tree_nodes"]] = arrays["items.tree_values"]
+    items.free = list(meta["item_free"])
+    for item, attributes in meta["attributes"].items():
+        items.set_attributes(item, attributes)
+    items.retired.update(meta["retired_added"])
+    items.retired.difference_update(meta["retired_removed"])
+    _apply_users(trainer._users, meta, arrays)
+    _apply_rest(trainer, meta, arrays)
+
+
+def _resize_items(items, capacity: int) -> None:
+    old = items.arrays
+    if old.counts.shape[0] == capacity:
+        return
+    fresh = ItemArrays(*(np.zeros((capacity + (name == "noise_tree"),) + value.shape[1:], value.dtype)
+                         for name, value in zip(ItemArrays._fields, old)))
+    for name in ItemArrays._fields:
+        if name != "noise_tree":
+            getattr(fresh, name)[:getattr(old, name).shape[0]] = getattr(old, name)
+    items.arrays = fresh  # the delta holds the whole tree after a grow
+
+
+def _release_row(items, item: str, row: int) -> None:
+    if items.rows.get(item) == row:
+        del items.rows[item]
+    if items.ids[row] == item:
+        items.ids[row] = None
+    items._unindex(item)
+    clear_rows(items.arrays, row)  # the tree nodes above it come with the delta
+
+
+def _apply_users(users, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    capacity = int(meta["user_capacity"])
+    if users.arrays.last_ts.shape[0] != capacity:
+        grown = users._allocate(capacity)
+        for source, target in zip(users.arrays, grown):
+            target[:source.shape[0]] = source
+        users.arrays = grown
+    users.ids.extend([None] * (int(meta["user_length"]) - len(users.ids)))
+    slots = arrays["users.slots"]
+    for user, slot in zip(meta["user_ids"], slots.tolist()):
+        previous = users.ids[slot]
+        if previous is not None and users.slots.get(previous) == slot:
+            del users.slots[previous]
+        users.ids[slot] = user
+        if user is not None:
+            users.slots[user] = slot
+    for name in UserArrays._fields:
+        getattr(users.arrays, name)[slots] = arrays[f"users.{name}"]
+    users.free = list(meta["user_free"])
+
+
+def _apply_rest(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    replay = trainer._replay
+    replay.pairs[arrays["replay.positions"]] = arrays["replay.values"]
+    replay.counters[:] = arrays["replay.counters"]
+    trainer._rng[:] = arrays["rng"]
+    trainer._event_count = int(meta["event_count"])
+    trainer._watermark = float("-inf") if meta["watermark"] is None else float(meta["watermark"])
+    trainer._next_maintenance = float("-inf") if meta["next_maintenance"] is None else float(meta["next_maintenance"])
+    trainer._pending_retired = set(meta["pending_retired"])
+    trainer._debt.owed = int(meta["replay_debt"])
+    if meta["replay_log_changed"]:
+        trainer._debt.restore_log(arrays["replay.log"], meta["replay_log"])

@@ -1,0 +1,201 @@
+"""The checkpoint directory: a base snapshot plus delta segments, compacted in the background.
+
+Files (all written with :func:`streamer.core.persistence.write_archive`: temp file, fsync, rename, fsync the
+directory; zip members carry CRC-32s):
+
+- ``base-<sequence>.ckpt``: the whole engine state (the ``Trainer.save`` format; a version 1 directory's
+  ``engine-<sequence>.ckpt`` is read as one);
+- ``delta-<sequence>.seg``: what changed since the previous file of the chain (:mod:`streamer.core.delta`);
+- ``manifest.json``: the chain (base, then segments in order), each link with the offsets, event count and
+  unpublished ids of the state it ends at, and the previous chain. Renaming it is the commit point.
+
+A checkpoint writes one segment (cost: the rows changed since the last one). When the segments reach
+``compact_ratio`` of the base (or ``MAX_SEGMENTS``), a new base is written on a background thread from a
+snapshot taken right after a segment: the small parts are copied, the item arrays are read live, and the rows
+that change while they are written are exactly the ``DIRTY_STATE`` rows of the next segments, which the new
+chain keeps. The manifest switches to the new base at a later checkpoint, once the base is durable; the
+previous chain's files stay until the switch after that, so a corrupt base still has a fallback.
+
+Loading verifies every file; a corrupt or missing segment ends the chain there: the state and offsets of the
+last good link are returned (``manifest.fell_back``), logged as ``checkpoint_fallback``, and the daemon
+re-reads Kafka from those offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from streamer.core import delta
+from streamer.core.persistence import read_archive, trainer_state, write_archive
+from streamer.errors import CheckpointError
+from streamer.io.manifest import MANIFEST, Link, Manifest, read_manifest, write_manifest
+from streamer.logs import log_event
+
+__all__ = ["CheckpointStore", "MAX_SEGMENTS"]
+
+logger = logging.getLogger("streamer.checkpoint")
+MAX_SEGMENTS = 64  # restore reads at most this many segments after the base
+
+
+class CheckpointStore:
+    """A directory holding one engine state as a chain of files and the manifest naming it."""
+
+    def __init__(self, directory: str | Path, compact_ratio: float = 1.0):
+        self.directory = Path(directory)
+        self.compact_ratio = compact_ratio
+        self._needs_base = False  # a segment could not be written: its changes were taken, so the next is a base
+        self._compaction: _Compaction | None = None
+        self._tracked = None  # the engine whose changes the chain follows (loaded or saved here)
+
+    # ---- loading ------------------------------------------------------------------------------------------
+
+    def load(self, load_engine: Callable[[Path], object]) -> tuple[object | None, Manifest]:
+        """``(engine, manifest)`` of the newest consistent state, or ``(None, fresh manifest)`` when there is none."""
+        path = self.directory / MANIFEST
+        for leftover in self.directory.glob(".*.tmp"):  # from a process killed mid-write
+            leftover.unlink(missing_ok=True)
+        if not path.exists():
+            return None, Manifest()
+        manifest = read_manifest(path)
+        chains = [manifest.chain] + ([manifest.previous] if manifest.previous else [])
+        for number, chain in enumerate(chains):
+            try:
+                engine = load_engine(self.directory / chain[0].name)
+            except CheckpointError as error:
+                log_event(logger, logging.ERROR, "checkpoint_base_unusable", file=chain[0].name, error=str(error),
+                          fallback="previous chain" if number + 1 < len(chains) else "none")
+                if number + 1 == len(chains):
+                    raise
+                continue
+            good = self._apply_segments(engine, chain)
+            delta.start_tracking(engine)
+            restored = manifest.truncated(good, previous=number == 0)
+            if restored.fell_back:
+                log_event(logger, logging.ERROR, "checkpoint_fallback", sequence=restored.sequence,
+                          events=restored.event_count, lost_files=len(chain) - len(good),
+                          note="re-reading Kafka from the offsets of this state")
+            self._needs_base = number > 0  # the previous chain's segments may be gone: start a new chain
+            self._tracked = engine
+            return engine, restored
+        raise CheckpointError(f"{path}: no usable checkpoint")  # not reached: the last chain raises
+
+    def _apply_segments(self, engine, chain: list[Link]) -> list[Link]:
+        """Apply the chain's segments in order; the links that were applied (the base first)."""
+        good = [chain[0]]
+        for link in chain[1:]:
+            try:
+                meta, arrays = read_archive(self.directory / link.name, delta.FORMAT, delta.VERSION)
+                delta.apply(engine, meta, arrays)
+            except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as error:
+                log_event(logger, logging.ERROR, "checkpoint_segment_unusable", file=link.name, error=str(error))
+                break
+            good.append(link)
+        return good
+
+    # ---- saving -------------------------------------------------------------------------------------------
+
+    def save(self, engine, manifest: Manifest, offsets: dict, pending: dict[str, list[str]]) -> Manifest:
+        """Write a segment (a base when there is no chain yet), then switch the manifest to it atomically."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        sequence = manifest.sequence + 1
+        if not manifest.chain or self._needs_base or engine is not self._tracked:
+            name = f"base-{sequence:08d}.ckpt"
+            size = write_archive(self.directory / name, *trainer_state(engine))
+            delta.start_tracking(engine)
+            self._needs_base, self._tracked = False, engine
+            chain, previous = [], manifest.chain or manifest.previous
+        else:
+            name = f"delta-{sequence:08d}.seg"
+            meta, arrays = delta.collect(engine)
+            try:
+                size = write_archive(self.directory / name, meta, arrays)
+            except BaseException:
+                self._needs_base = True
+                raise
+            chain, previous = list(manifest.chain), manifest.previous
+        link = Link(name, sequence, size, dict(offsets), engine.event_count, pending)
+        updated = Manifest(sequence, chain + [link], previous, manifest.model_id, time.time())
+        updated = self._switch_to_compacted(updated)
+        write_manifest(self.directory, updated)
+        self._remove_unreferenced(updated)
+        self._maybe_compact(engine, updated)
+        return updated
+
+    def _switch_to_compacted(self, manifest: Manifest) -> Manifest:
+        """A finished background base becomes the chain's start: base, then the segments written after it."""
+        compaction = self._compaction
+        if compaction is None or not compaction.done.is_set():
+            return manifest
+        self._compaction = None
+        if compaction.error is not None:
+            log_event(logger, logging.WARNING, "compaction_failed", error=str(compaction.error))
+            return manifest
+        chain = manifest.chain
+        kept = [link for link in chain if link.sequence > compaction.link.sequence]
+        if len(kept) == len(chain):  # the chain it compacted is gone (a new base was written meanwhile)
+            return manifest
+        older = [link for link in chain if link.sequence <= compaction.link.sequence]
+        log_event(logger, logging.INFO, "compaction_done", base=compaction.link.name, bytes=compaction.link.bytes,
+                  seconds=round(compaction.seconds, 3), segments_folded=len(older) - 1)
+        return Manifest(manifest.sequence, [compaction.link] + kept, older, manifest.model_id, manifest.created_at)
+
+    def _maybe_compact(self, engine, manifest: Manifest) -> None:
+        """Start a background base from the state just saved when the segments have grown large."""
+        if self._compaction is not None or len(manifest.chain) < 2:
+            return
+        base, segments = manifest.chain[0], manifest.chain[1:]
+        if sum(link.bytes for link in segments) < self.compact_ratio * base.bytes and len(segments) < MAX_SEGMENTS:
+            return
+        last = manifest.chain[-1]
+        name = f"base-{last.sequence:08d}.ckpt"
+        self._compaction = _Compaction(self.directory / name, trainer_state(engine, snapshot=True),
+                                       Link(name, last.sequence, 0, last.offsets, last.event_count, last.pending))
+
+    def _remove_unreferenced(self, manifest: Manifest) -> None:
+        keep = {link.name for link in manifest.chain + manifest.previous}
+        if self._compaction is not None:
+            keep.add(self._compaction.link.name)
+        for pattern in ("base-*.ckpt", "delta-*.seg", "engine-*.ckpt"):
+            for path in self.directory.glob(pattern):
+                if path.name not in keep:
+                    path.unlink(missing_ok=True)
+
+    def wait_for_compaction(self, timeout: float | None = None) -> bool:
+        """Block until a background base in progress is written (True when none is left running)."""
+        compaction = self._compaction
+        return compaction is None or compaction.done.wait(timeout)
+
+    def close(self) -> None:
+        """Abandon a background base in progress (its temporary file is removed; the chain stays valid)."""
+        compaction, self._compaction = self._compaction, None
+        if compaction is not None:
+            compaction.cancel.set()
+            compaction.thread.join()
+
+
+class _Compaction:
+    """A base snapshot written on its own thread; ``done`` is set when it is durable (or failed: ``error``)."""
+
+    def __init__(self, path: Path, state: tuple[dict, dict], link: Link):
+        self.path, self.link, self.state = path, link, state
+        self.done, self.cancel = threading.Event(), threading.Event()
+        self.error: Exception | None = None
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._run, name="compaction", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        try:
+            self.link.bytes = write_archive(self.path, *self.state, cancelled=self.cancel.is_set)
+        except (CheckpointError, OSError, ValueError) as error:
+            self.error = error
+        finally:
+            self.state = None
+            self.seconds = time.monotonic() - began
+            self.done.set()
+
