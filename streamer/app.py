@@ -24,6 +24,7 @@ from streamer.config import Settings
 from streamer.core.live_quality import LiveQuality
 from streamer.core.warmup import warm_up
 from streamer.errors import CheckpointError
+from streamer.health import Health, serve
 from streamer.ingest import Ingestor
 from streamer.io.backoff import Backoff
 from streamer.io.checkpoint import Checkpoint, CheckpointStore
@@ -53,6 +54,9 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
         self.active: _Active | None = None
+        self.health = Health(settings.stall_timeout)
+        self.health.set("lease", False, "waiting for the namespace lease")
+        self.health.set("running", True)
 
     def install_signal_handlers(self) -> None:
         def handle(signum, _frame):
@@ -71,34 +75,53 @@ class Daemon:
             timer = threading.Timer(self.settings.shutdown_timeout, _give_up, args=(self.settings.shutdown_timeout,))
             timer.daemon = True
             timer.start()
+        self.health.set("running", False, "stopping")
         self.stopping.set()
 
     def run(self) -> int:
         settings = self.settings
         log_event(logger, logging.INFO, "starting", settings=repr(settings))
-        self.metrics.serve(settings.metrics_port)
+        server = serve(settings.metrics_port, self.health, self.metrics.registry)
+        if server is not None:
+            log_event(logger, logging.INFO, "http_serving", address=f"0.0.0.0:{server.port}",
+                      paths="/metrics /healthz /readyz")
         client = connect_redis(settings)
         lease = Lease(client, Keys(settings.namespace), settings.lease_ttl)
         backoff = Backoff("redis_unavailable")
         try:
             while not self.stopping.is_set():
-                if not lease.wait(self.stopping.is_set, on_retry=backoff.failed):
+                if not lease.wait(self._standing_by, on_retry=backoff.failed):
                     break
                 backoff.reset()
-                self.metrics.lease_held.set(1)
-                try:
-                    self.active = _Active(self, client, lease)
-                    self.active.run()
-                except FencedError as error:
-                    log_event(logger, logging.ERROR, "lease_lost", error=str(error), note="back to standby")
-                finally:
-                    self.metrics.lease_held.set(0)
-                    self.active = None
+                self._hold_lease(client, lease)
         finally:
             _quietly(lease.release)
             client.close()
+            if server is not None:
+                server.close()
         log_event(logger, logging.INFO, "stopped")
         return 0
+
+    def _standing_by(self) -> bool:
+        """``Lease.wait``'s stop test, called while waiting for the lease: waiting is progress."""
+        self.health.beat()
+        if not self.stopping.is_set():
+            self.health.set("lease", False, "waiting for the namespace lease (a standby while another daemon holds it)")
+        return self.stopping.is_set()
+
+    def _hold_lease(self, client, lease: Lease) -> None:
+        self.metrics.lease_held.set(1)
+        self.health.set("lease", True)
+        try:
+            self.active = _Active(self, client, lease)
+            self.active.run()
+        except FencedError as error:
+            log_event(logger, logging.ERROR, "lease_lost", error=str(error), note="back to standby")
+        finally:
+            self.metrics.lease_held.set(0)
+            self.health.set("lease", False, "lease lost or released")
+            self.health.set("group", False, "not consuming")
+            self.active = None
 
 
 class _Active:
@@ -108,9 +131,12 @@ class _Active:
         from streamer.core.trainer import Trainer
 
         self.daemon, self.settings, self.metrics, self.lease = daemon, daemon.settings, daemon.metrics, lease
-        settings = self.settings
+        settings, self.health = self.settings, daemon.health
+        self.health.set("engine", False, "kernels not compiled yet")
+        self.health.set("group", False, "not subscribed yet")
         store = CheckpointStore(settings.checkpoint_dir, settings.compact_ratio)
-        engine, manifest = store.load(Trainer.load)
+        with self.health.long_step("loading the checkpoint"):
+            engine, manifest = store.load(Trainer.load)
         self.client, self.state_found = client, engine is not None
         if engine is None:
             engine = Trainer(**settings.engine_knobs)
@@ -154,7 +180,10 @@ class _Active:
             if not self.state_found:  # before compiling: a refusal comes at once
                 self._start_without_state()
             _quietly(lambda: self._watch_server(self.sink.server_id()))
-            log_event(logger, logging.INFO, "engine_compiled", seconds=round(warm_up(self.engine.settings), 3))
+            with self.health.long_step("compiling kernels"):
+                seconds = warm_up(self.engine.settings)
+            self.health.set("engine", True)
+            log_event(logger, logging.INFO, "engine_compiled", seconds=round(seconds, 3))
             self._open_source()
             self._loop()
             if self.lost_lease.is_set():
@@ -169,6 +198,7 @@ class _Active:
 
     def _open_source(self) -> None:
         while not self.daemon.stopping.is_set():
+            self.health.beat()
             try:
                 self.source.open()
                 self.kafka_backoff.reset()
@@ -179,6 +209,7 @@ class _Active:
     def _start_without_state(self) -> None:
         """No checkpoint: a first start, a refusal or ``--reset-model`` (:mod:`streamer.io.fresh_start`)."""
         while not self.daemon.stopping.is_set():
+            self.health.beat()
             try:
                 start = start_without_state(self.settings, self.client, self.lease)
             except KafkaError as error:
@@ -197,8 +228,12 @@ class _Active:
         next_flush, next_neighbours = now + settings.flush_interval, now + settings.neighbours_interval
         next_checkpoint = now + settings.checkpoint_interval
         timeout_ms = max(1, int(min(settings.flush_interval, 0.1) * 1000))
-        spare = False
+        spare, assigned = False, None
         while self.source.is_open and not stopping.is_set() and not self.lost_lease.is_set():
+            self.health.beat()
+            if bool(self.source.assigned) != assigned:
+                assigned = bool(self.source.assigned)
+                self.health.set("group", assigned, "joining the consumer group: no partition assigned yet")
             try:
                 batches = self.source.poll(0 if spare and self.engine.replay_debt else timeout_ms)
             except KafkaError as error:
@@ -338,6 +373,7 @@ class _Active:
         while not self.lost_lease.wait(self.lease.renew_interval):
             try:
                 if not self.lease.renew():
+                    self.health.set("lease", False, "fenced: another daemon took the namespace lease")
                     log_event(logger, logging.ERROR, "lease_fenced", holder=self.lease.holder())
                     self.lost_lease.set()
                 self._watch_server(self.sink.server_id())

@@ -104,7 +104,10 @@ class Settings:
     max_message_bytes: int = _option(1_000_000, "larger messages go to the dead-letter topic")
     max_future_seconds: float = _option(86400.0, "events with ts further in the future are dead letters")
     # Operating
-    metrics_port: int = _option(0, "port of the Prometheus /metrics endpoint (0 = off)")
+    metrics_port: int = _option(0, "port of /metrics (Prometheus), /healthz (liveness) and /readyz (readiness) "
+                                "(0 = off)")
+    stall_timeout: float = _option(60.0, "seconds without progress of the main loop after which /healthz says "
+                                   "not live and /readyz not ready")
     status_interval: float = _option(5.0, "seconds between status lines in the log")
     log_level: str = _option("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # Live quality (docs/live-quality.md)
@@ -119,7 +122,8 @@ class Settings:
     def __post_init__(self) -> None:
         positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
                     "shutdown_timeout", "status_interval", "replay_slice", "compact_ratio", "flush_items", "neighbours_batch",
-                    "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records")
+                    "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records",
+                    "stall_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["FRESHNESS_BUCKETS", "Metrics"]
@@ -26,7 +26,7 @@ FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7
 
 
 class Metrics:
-    """All metrics of one daemon; ``serve(port)`` exposes them on ``/metrics`` (port 0 = off)."""
+    """All metrics of one daemon; :mod:`streamer.health` serves ``registry`` on ``/metrics``."""
 
     def __init__(self, window: int = 100_000):
         self.registry = CollectorRegistry()
@@ -58,10 +58,6 @@ class Metrics:
         self._recent: deque[float] = deque(maxlen=window)
         self.live_quality = None  # a streamer.core.live_quality.LiveQuality, read at each scrape
         registry.register(_LiveQualityCollector(self))
-
-    def serve(self, port: int) -> None:
-        if port:
-            start_http_server(port, registry=self.registry)
 
     def observe_freshness(self, samples: list[float]) -> None:
         for sample in samples:

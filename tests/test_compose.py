@@ -182,3 +182,15 @@ def test_the_dockerfile_compiles_the_kernels_of_the_installed_package_into_that_
     started = subprocess.run([sys.executable, "-c", LOADS_FROM_CACHE], cwd=tmp_path, env=environment,
                              capture_output=True, text=True, timeout=600)
     assert started.returncode == 0, started.stderr
+
+
+def test_the_daemon_is_healthy_when_ready_and_the_image_checks_liveness(compose):
+    from streamer.health import main as probe_main
+
+    daemon = compose["services"]["streamer"]
+    assert daemon["healthcheck"]["test"] == ["CMD", "python", "-m", "streamer.health", "ready"]
+    assert compose["services"]["replay"]["healthcheck"] == {"test": ["NONE"]}  # disabled: a one-shot, no endpoint
+    text = " ".join((REPOSITORY / "ops" / "Dockerfile").read_text().replace("\\\n", " ").split())
+    assert 'HEALTHCHECK' in text and 'CMD ["python", "-m", "streamer.health", "live"]' in text
+    assert _dockerfile_environment()["STREAMER_METRICS_PORT"] == "9100"
+    assert probe_main(["live", "1"]) == 1, "no daemon on port 1: the probe fails"
