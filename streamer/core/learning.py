@@ -9,6 +9,10 @@ loop. With a :class:`streamer.core.parallel.WorkArrays` (several workers) the sa
 stateful, order-dependent bookkeeping (sessions, counts, noise tree, new-item initialisation, replay
 draws) but only *records* the pairs and reserves a block of negatives per event; ``parallel.draw_work``
 then draws the negatives and ``parallel`` trains the pairs on the other cores (see :mod:`streamer.core.parallel`).
+
+Compiled with ``cache=True``: numba keys a cached kernel on its own file only, so a change to an inlined
+callee in :mod:`streamer.core.sgns` (``train_pair``'s dirty bits: output rows get ``DIRTY_OUTPUT_ROW``)
+must come with a change here for existing caches to be rebuilt.
 """
 
 from __future__ import annotations

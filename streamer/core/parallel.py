@@ -22,6 +22,10 @@ What differs from one worker, by design:
   one block newer than with one worker), from their own random stream;
 - so the vectors depend on the thread timing and on ``batch_size``: results are not bit-reproducible,
   while the bookkeeping (event counts, items, sessions, counts, noise tree, replay buffer) is.
+
+Compiled with ``cache=True``: numba keys a cached kernel on its own file only, so a change to an inlined
+callee in :mod:`streamer.core.sgns` (``train_pair``'s dirty bits: output rows get ``DIRTY_OUTPUT_ROW``)
+must come with a change here for existing caches to be rebuilt.
 """
 
 from __future__ import annotations

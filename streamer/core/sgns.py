@@ -17,7 +17,7 @@ import numpy as np
 from streamer.core.noise import fenwick_sample_many
 from streamer.core.random import next_unit
 
-__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_ALL",
+__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_OUTPUT", "DIRTY_ALL",
            "pair_scratch", "train_pair", "initialise_row"]
 
 ITEM_FREE = 0  # row unused (free list)
@@ -28,7 +28,9 @@ ITEM_LIVE = 2  # vector initialised; served by vectors() / most_similar()
 # consumer clears only its own: the publisher (served vectors, neighbour lists) and the checkpoint's delta state.
 DIRTY_SERVED = 1  # the served vector may have changed since it was last taken for publishing
 DIRTY_STATE = 2  # the row changed since the last checkpoint (delta segments)
+DIRTY_OUTPUT = 4  # only its output side (vectors_out, accum_out) changed since the last checkpoint: a negative
 DIRTY_ALL = DIRTY_SERVED | DIRTY_STATE
+DIRTY_OUTPUT_ROW = DIRTY_SERVED | DIRTY_OUTPUT  # what an SGNS step writes to an output row
 
 _MAX_EXPONENT = 8.0
 _TABLE_SIZE = 2048
@@ -116,7 +118,7 @@ def train_pair(items, source, target, negatives, learning_rate, gradient, weight
         for index in range(size):
             gradient[index] += error * vectors_out[row, index]
             vectors_out[row, index] += step * vectors_in[source, index]
-        dirty[row] = DIRTY_ALL  # the served vector is input + output
+        dirty[row] |= DIRTY_OUTPUT_ROW  # the served vector is input + output; a delta writes its output side
     squared_gradient = np.float32(0.0)
     for index in range(size):
         squared_gradient += gradient[index] * gradient[index]

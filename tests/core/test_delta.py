@@ -72,7 +72,7 @@ def test_a_delta_names_changed_items_by_id_and_holds_only_them():
     trainer.learn([("u", "item1", 1.0), ("u", "item2", 2.0)])
     meta, arrays = delta.collect(trainer)
     changed = set(meta["item_ids"])
-    assert {"item1", "item2"} <= changed and len(changed) <= 2 + 2 * 2  # the pair and at most its negatives
+    assert changed == {"item1", "item2"}  # catalog items never seen have no noise weight: never negatives
     rows = arrays["items.rows"]
     assert [trainer._items.ids[row] for row in rows.tolist()] == meta["item_ids"]
     assert arrays["items.vectors_in"].shape == (len(changed), 8)
@@ -80,6 +80,20 @@ def test_a_delta_names_changed_items_by_id_and_holds_only_them():
     assert delta.is_empty(trainer)
     again, _ = delta.collect(trainer)
     assert again["item_ids"] == [] and again["released"] == []
+
+
+def test_rows_drawn_only_as_negatives_carry_their_output_side_alone():
+    trainer = Trainer(vector_size=8, seed=1, negative=5, replay_passes=0)
+    trainer.learn([(f"u{index}", f"item{index}", float(index)) for index in range(500)])  # every item seen once
+    delta.start_tracking(trainer)
+    trainer.learn([("v", "item1", 600.0), ("v", "item2", 601.0)])
+    meta, arrays = delta.collect(trainer)
+    assert set(meta["item_ids"]) == {"item1", "item2"}
+    negatives = meta["output_ids"]
+    assert 0 < len(negatives) <= 5 and not set(negatives) & {"item1", "item2"}
+    assert arrays["items.output.vectors_out"].shape == (len(negatives), 8)
+    rows = [trainer._items.rows[item] for item in negatives]
+    assert np.array_equal(arrays["items.output.vectors_out"], trainer._items.arrays.vectors_out[rows])
 
 
 def test_collect_keeps_the_publishers_bit_and_catches_count_only_changes():
