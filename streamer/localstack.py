@@ -151,12 +151,23 @@ class LocalStack:
         managed.started_seconds = time.monotonic() - began
         return managed
 
-    def start_broker(self) -> ManagedProcess:
-        port = free_port()
+    def start_broker(self, port: int | None = None) -> ManagedProcess:
+        """Start the broker on ``port`` (default: a free one)."""
+        port = port or free_port()
         address = f"tcp://{LOOPBACK}:{port}"
         command = [find_tansu(), "broker", "--listener-url", address, "--advertised-listener-url", address,
                    "--storage-engine", "memory://tansu/"]
         self.broker = self._spawn("broker", command, port)
+        return self.broker
+
+    def restart_broker(self, kill: bool = False) -> ManagedProcess:
+        """Stop the broker (SIGKILL with ``kill``, else SIGTERM) and start a new one on the same port.
+        Tansu keeps its topics in memory: the new broker has none (and no consumer groups)."""
+        port = self.broker.port
+        if kill:
+            self.broker.process.kill()
+        self.broker.stop()
+        self.broker = self.start_broker(port)
         return self.broker
 
     def start_redis(self) -> ManagedProcess:

@@ -9,10 +9,14 @@ for one sender thread, so the daemon sees them in the order they happened and fe
 the daemon reads):
 
 child → daemon                                   daemon → child
-("opened", learned offsets)                      ("commit", token, offsets)
-("open_failed", error text)                      ("revoke_done", offsets | None)
+("opened", learned offsets)                      ("commit", token, offsets, rereads seen)
+("open_failed", error text)                      ("revoke_done", offsets | None, rereads seen)
 ("records", [packed batch], highwaters)          ("close",)
 ("status", highwaters)
+("topic_ids", {topic: id})
+("reread", number, [(partition, start)], ids)   partitions read again from their beginning (the topic was
+                                    recreated); offsets the daemon names before it has seen reread
+                                    ``number`` are ignored for those partitions
 ("assigned", [(topic, partition)])
 ("revoked", [(topic, partition)])   the child's rebalance callback then waits for "revoke_done":
                                     the daemon flushes, checkpoints and names the offsets to commit
@@ -53,12 +57,15 @@ def pack_batch(partition, records) -> tuple:
             [record.timestamp for record in records])
 
 
-def run_fetcher(settings, learned: Offsets, records_out, commands_in, follow_committed: bool = True) -> None:
+def run_fetcher(settings, learned: Offsets, records_out, commands_in, follow_committed: bool = True,
+                topic_ids: dict | None = None) -> None:
     """The child process's entry point (spawned by :class:`streamer.io.process_source.ProcessSource`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.log_level)
-    _Fetcher(settings, learned, records_out, commands_in, follow_committed).run()
+    fetcher = _Fetcher(settings, learned, records_out, commands_in, follow_committed)
+    fetcher.source.topic_ids = dict(topic_ids or {})
+    fetcher.run()
 
 
 class _Fetcher:
@@ -71,6 +78,7 @@ class _Fetcher:
         self.source = KafkaSource(settings, on_revoked=self._revoked, on_assigned=self._assigned)
         self.source.learned = dict(learned)
         self.source.follow_committed = follow_committed
+        self._sent_ids: dict[str, str] = {}
 
     def send(self, message: tuple) -> None:
         """Queue a message for the sender thread (blocks while ``OUTBOX_MESSAGES`` wait: backpressure)."""
@@ -127,6 +135,7 @@ class _Fetcher:
                 self.send(("error", repr(error)))
                 time.sleep(0.5)
                 continue
+            self._report_rereads()
             now = time.monotonic()
             if batches:
                 self.send(("records", [pack_batch(partition, records) for partition, records in batches],
@@ -136,13 +145,32 @@ class _Fetcher:
                 self.send(("status", self.source.highwaters()))
                 next_status = now + STATUS_INTERVAL
 
+    def _report_rereads(self) -> None:
+        """Tell the daemon which partitions start again (before their records) and the topic ids seen."""
+        source = self.source
+        if source.rereads:
+            self.send(("reread", source.reread_count, list(source.rereads), dict(source.topic_ids)))
+            source.rereads.clear()
+            self._sent_ids = dict(source.topic_ids)
+        elif source.topic_ids != self._sent_ids:
+            self._sent_ids = dict(source.topic_ids)
+            self.send(("topic_ids", dict(self._sent_ids)))
+
+    def _current(self, offsets: Offsets | None, seen: int) -> Offsets | None:
+        """``offsets`` without the partitions reread since the daemon named them (stale offsets)."""
+        if not offsets:
+            return offsets
+        reread_at = self.source.reread_at
+        return {key: offset for key, offset in offsets.items() if reread_at.get(key, 0) <= seen}
+
     def _run_commits(self) -> None:
         """Commits asked for by the daemon, on this (the consumer's) thread."""
         while True:
             try:
-                token, offsets = self._commits.get_nowait()
+                token, offsets, seen = self._commits.get_nowait()
             except queue.Empty:
                 return
+            offsets = self._current(offsets, seen)
             self._advance(offsets)
             self.send(("committed", token, self.source.commit(offsets)))
 
@@ -160,7 +188,7 @@ class _Fetcher:
                 if command[0] == "commit":
                     self._commits.put(command[1:])
                 elif command[0] == "revoke_done":
-                    self._revoke_replies.put(command[1])
+                    self._revoke_replies.put(self._current(command[1], command[2]))
                 elif command[0] == "close":
                     break
         except (EOFError, OSError):

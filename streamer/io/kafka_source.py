@@ -4,6 +4,11 @@ The consumer is created by :meth:`KafkaSource.open`, not in ``__init__``. Each p
 ``max(committed offset, offset in the checkpoint)`` (committed offsets are read when opening, because
 kafka-python 3 runs rebalance callbacks on its IO thread, where blocking consumer calls are refused);
 records below what the model has learned are dropped, so nothing is learned twice and nothing skipped.
+
+A partition whose log is not the one the model read — its topic id (KIP-516) changed, or the model's
+offset lies beyond the partition's end (the topic was recreated, for example by a broker that lost its
+topics) — is read again from its beginning and logged as ``partition_reread`` (issue 16, item 2):
+a stale offset never means "skip".
 """
 
 from __future__ import annotations
@@ -85,6 +90,10 @@ class KafkaSource:
         self._consumer: KafkaConsumer | None = None
         self.learned: Offsets = {}
         self.follow_committed = True  # False after --reset-model: ``learned`` alone says where to start
+        self.topic_ids: dict[str, str] = {}  # topic -> the id (KIP-516) the ``learned`` offsets belong to
+        self.rereads: list[tuple[tuple[str, int], int]] = []  # (partition, start) reread since last taken
+        self.reread_count = 0  # rereads so far; ``reread_at``: partition -> the number of its last one
+        self.reread_at: dict[tuple[str, int], int] = {}
         self.assigned: set[TopicPartition] = set()
         self._in_callback = False
 
@@ -142,13 +151,54 @@ class KafkaSource:
     def poll(self, timeout_ms: int) -> list[tuple[TopicPartition, list]]:
         """Batches of new records per partition, in poll order; already-learned records are dropped."""
         batches = []
-        for partition, records in self._consumer.poll(timeout_ms=timeout_ms).items():
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        reread = self._reread_stale()
+        for partition, records in polled.items():
+            if partition in reread:
+                continue  # fetched from the stale position: read again from the beginning
             start = self.learned.get((partition.topic, partition.partition))
             if start is not None and records and records[0].offset < start:  # offsets ascend in a batch
                 records = [record for record in records if record.offset >= start]
             if records:
                 batches.append((partition, records))
         return batches
+
+    def _reread_stale(self) -> set[TopicPartition]:
+        """Assigned partitions whose log is not the one the model read, positioned at their beginning."""
+        cluster = self._consumer._client.cluster  # kafka-python keeps the metadata's topic ids there
+        assignment = self._consumer.assignment()
+        stale: dict[TopicPartition, str] = {}
+        for partition in self.assigned & assignment:
+            current = cluster.topic_id(partition.topic)
+            known = self.topic_ids.get(partition.topic)
+            if current is not None and known is None:
+                self.topic_ids[partition.topic] = str(current)
+            elif current is not None and str(current) != known:
+                stale[partition] = f"topic id changed from {known} to {current}"
+                continue
+            mark = self._consumer.highwater(partition)
+            learned = self.learned.get((partition.topic, partition.partition))
+            if mark is not None and learned is not None and learned > mark:
+                stale[partition] = f"learned offset {learned} is beyond the partition's end {mark}"
+        if stale:
+            self._reposition(stale, cluster)
+        return set(stale)
+
+    def _reposition(self, stale: dict[TopicPartition, str], cluster) -> None:
+        beginnings = self._consumer.beginning_offsets(list(stale))  # blocking: poll runs on the consumer's thread
+        self.reread_count += 1
+        for partition, reason in stale.items():
+            key, start = (partition.topic, partition.partition), beginnings[partition]
+            log_event(logger, logging.ERROR, "partition_reread", topic=partition.topic, partition=partition.partition,
+                      learned=self.learned.get(key), start=start, reason=reason,
+                      note="the topic was recreated or truncated: its events are learned from its beginning")
+            self._consumer.seek(partition, start)
+            self.learned[key] = start
+            current = cluster.topic_id(partition.topic)
+            if current is not None:
+                self.topic_ids[partition.topic] = str(current)
+            self.rereads.append((key, start))
+            self.reread_at[key] = self.reread_count
 
     def has_waiting(self) -> bool:
         """Unknown in process: the loop's rule (a full poll, the lag) decides what is a backlog."""

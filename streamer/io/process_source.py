@@ -76,6 +76,8 @@ class ProcessSource:
         self._on_revoked = on_revoked
         self.learned: Offsets = {}
         self.follow_committed = True  # False after --reset-model: ``learned`` alone says where to start
+        self.topic_ids: dict[str, str] = {}  # topic -> the id (KIP-516) the ``learned`` offsets belong to
+        self._rereads_seen = 0  # the fetcher's last "reread" applied to ``learned``
         self.assigned: set[TopicPartition] = set()
         self._highwaters: Offsets = {}
         self._inbox: collections.deque = collections.deque()
@@ -132,12 +134,12 @@ class ProcessSource:
         child_in, self._out = context.Pipe(duplex=False)
         self._process = context.Process(target=run_fetcher, name="streamer-fetcher", daemon=True,
                                         args=(self._settings, dict(self.learned), child_out, child_in,
-                                              self.follow_committed))
+                                              self.follow_committed, dict(self.topic_ids)))
         self._process.start()
         _widen_pipe(child_out)
         child_out.close()  # the child's ends: closed here so a dead child reads as end of file
         child_in.close()
-        self._opened = False
+        self._opened, self._rereads_seen = False, 0
         log_event(logger, logging.INFO, "fetcher_started", pid=self._process.pid)
 
     def _restart(self) -> None:
@@ -194,6 +196,13 @@ class ProcessSource:
             self.assigned.update(TopicPartition(topic, number) for topic, number in message[1])
         elif kind == "revoked":
             self._revoke(message[1])
+        elif kind == "reread":  # the topic was recreated: these partitions start again (the child logged it)
+            for key, start in message[2]:
+                self.learned[key] = start
+            self._rereads_seen = message[1]
+            self.topic_ids.update(message[3])
+        elif kind == "topic_ids":
+            self.topic_ids.update(message[1])
         elif kind == "revoke_answered":  # answered while a commit was waiting: only the bookkeeping is left
             self._release(message[1])
         elif kind == "opened":
@@ -245,7 +254,7 @@ class ProcessSource:
             return False
         self._token += 1
         try:
-            self._out.send(("commit", self._token, dict(offsets)))
+            self._out.send(("commit", self._token, dict(offsets), self._rereads_seen))
             deadline = time.monotonic() + COMMIT_TIMEOUT
             while True:
                 if not self._in.poll(max(0.0, deadline - time.monotonic())):
@@ -255,7 +264,7 @@ class ProcessSource:
                 if message[0] == "committed" and message[1] == self._token:
                     return message[2]
                 if message[0] == "revoked":  # what is being committed is checkpointed: release with it
-                    self._out.send(("revoke_done", dict(offsets)))
+                    self._out.send(("revoke_done", dict(offsets), self._rereads_seen))
                     message = ("revoke_answered", message[1])
                 self._inbox.append(message)
         except (EOFError, OSError) as error:
@@ -270,7 +279,7 @@ class ProcessSource:
             self._on_revoked(partitions)
         finally:
             self._revoking = False
-            self._out.send(("revoke_done", self._revoke_offsets))
+            self._out.send(("revoke_done", self._revoke_offsets, self._rereads_seen))
             self._release(keys)
 
     def _release(self, keys: list) -> None:
