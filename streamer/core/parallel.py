@@ -30,6 +30,8 @@ must come with a change here for existing caches to be rebuilt.
 
 from __future__ import annotations
 
+# train_pair's dirty bits include DIRTY_INDEX (the neighbour index's bit) since issue 12: see above on the cache.
+
 from collections import namedtuple
 
 import numba

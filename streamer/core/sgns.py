@@ -17,7 +17,8 @@ import numpy as np
 from streamer.core.noise import fenwick_sample_many
 from streamer.core.random import next_unit
 
-__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_OUTPUT", "DIRTY_ALL",
+__all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_OUTPUT",
+           "DIRTY_INDEX", "DIRTY_ALL",
            "pair_scratch", "train_pair", "initialise_row"]
 
 ITEM_FREE = 0  # row unused (free list)
@@ -29,8 +30,9 @@ ITEM_LIVE = 2  # vector initialised; served by vectors() / most_similar()
 DIRTY_SERVED = 1  # the served vector may have changed since it was last taken for publishing
 DIRTY_STATE = 2  # the row changed since the last checkpoint (delta segments)
 DIRTY_OUTPUT = 4  # only its output side (vectors_out, accum_out) changed since the last checkpoint: a negative
-DIRTY_ALL = DIRTY_SERVED | DIRTY_STATE
-DIRTY_OUTPUT_ROW = DIRTY_SERVED | DIRTY_OUTPUT  # what an SGNS step writes to an output row
+DIRTY_INDEX = 8  # the served vector may have moved since the neighbour index last looked (streamer.core.similar_items)
+DIRTY_ALL = DIRTY_SERVED | DIRTY_STATE | DIRTY_INDEX
+DIRTY_OUTPUT_ROW = DIRTY_SERVED | DIRTY_OUTPUT | DIRTY_INDEX  # what an SGNS step writes to an output row
 
 _MAX_EXPONENT = 8.0
 _TABLE_SIZE = 2048

@@ -45,7 +45,12 @@ def popularity_counts(arrays, candidates: np.ndarray, half_life: float | None, n
 
 
 def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float = np.inf) -> np.ndarray:
-    """Scores (len(queries), len(candidates)) as float32; ``now`` is the event time the prior decays to."""
+    """Scores (len(queries), len(candidates)) as float32; ``now`` is the event time the prior decays to.
+
+    ``candidates`` is one array of rows shared by every query, or a (len(queries), m) matrix of rows, one
+    candidate list per query (the index's candidates); either way the same score."""
+    if candidates.ndim == 2:
+        return _score_per_query(arrays, queries, candidates, settings, now)
     scores = np.zeros((queries.size, candidates.size), np.float32)
     if settings.dot_weight:
         forward = arrays.vectors_in[queries] @ arrays.vectors_out[candidates].T
@@ -58,6 +63,29 @@ def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settin
         counts = popularity_counts(arrays, candidates, settings.popularity_half_life, now)
         scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32)
     return scores
+
+
+def _score_per_query(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float) -> np.ndarray:
+    """:func:`score_candidates` with a candidate list per query: the same three terms, gathered per pair."""
+    scores = np.zeros(candidates.shape, np.float32)
+    if settings.dot_weight:
+        forward = _paired(arrays.vectors_in[queries], arrays.vectors_out[candidates])
+        backward = _paired(arrays.vectors_out[queries], arrays.vectors_in[candidates])
+        scores += np.float32(settings.dot_weight / 2.0) * (forward + backward)
+    if settings.cosine_weight:
+        query_served = normalise_rows(served_vectors(arrays, queries))
+        served = served_vectors(arrays, candidates.reshape(-1)).reshape(candidates.shape + (-1,))
+        served /= np.maximum(np.linalg.norm(served, axis=2, keepdims=True), 1e-12)
+        scores += np.float32(settings.cosine_weight) * _paired(query_served, served)
+    if settings.popularity_weight:
+        counts = popularity_counts(arrays, candidates.reshape(-1), settings.popularity_half_life, now)
+        scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32).reshape(candidates.shape)
+    return scores
+
+
+def _paired(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(q, d) · (q, c, d) -> (q, c): each query against its own candidates (a batched matrix product)."""
+    return np.matmul(candidates, queries[:, :, None])[:, :, 0]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,153 @@
+"""The approximate nearest-neighbour index over served vectors: one narrow face, faiss-cpu behind it.
+
+:class:`NeighbourIndex` maps engine rows to the cosine neighbours of their served vectors. It is a
+*candidate source*: ``Trainer.most_similar`` re-scores what it returns with the full score
+(:func:`streamer.core.similarity.score_candidates`), so the index only has to put the right items among a
+few dozen candidates, and a vector that moved a little since it was indexed costs nothing in the final
+ranking. Why faiss's inverted-file index (and not usearch's or voyager's HNSW graphs): they were measured
+side by side on our vectors (``ops/compare_neighbour_indexes.py``, docs/neighbours.md): the graphs cost
+0.15-1.5 ms per insert or update on this machine, the inverted file 15-30 µs, at the same recall.
+
+Layout: below ``flat_limit`` items an exact inner-product scan (``IndexIDMap2(IndexFlatIP)``); above it an
+inverted file of ``~sqrt(n)`` k-means lists with half-precision codes (``IndexIVFScalarQuantizer``, fp16)
+and a hash-table id map, so that removing or replacing a row costs O(1), not a scan. Vectors are unit
+normalised on the way in (inner product = cosine). The lists are trained on the vectors of the moment;
+:attr:`NeighbourIndex.stale` says when the catalog has grown (or moved) enough since that a rebuild pays.
+
+Pure: no I/O, no clock; k-means is seeded.
+
+>>> import numpy as np
+>>> index = NeighbourIndex(vector_size=4)
+>>> index.update(np.array([3, 5, 7]), np.array([[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 0, 1, 0]], np.float32))
+>>> index.search(np.array([[1, 0, 0, 0]], np.float32), 2).tolist()
+[[3, 5]]
+>>> index.remove(np.array([5])); len(index)
+2
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+__all__ = ["NeighbourIndex", "moved_rows", "unit_rows"]
+
+TRAINING_SAMPLE = 40  # k-means points per list (faiss asks for at least 39)
+KMEANS_ITERATIONS = 10
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), np.float32)
+
+
+class NeighbourIndex:
+    """Cosine neighbours of rows: ``update(rows, vectors)``, ``remove(rows)``, ``search(vectors, count)``.
+
+    ``probes`` lists are scanned per query (more: better recall, slower); ``flat_limit``: below it the
+    scan is exact; ``threads``: faiss's OpenMP threads (1: the daemon's loop owns one core).
+    """
+
+    def __init__(self, vector_size: int, probes: int = 12, flat_limit: int = 20_000, seed: int = 0,
+                 threads: int = 1):
+        self.vector_size, self.probes, self.flat_limit, self.seed = vector_size, probes, flat_limit, seed
+        faiss.omp_set_num_threads(threads)
+        self._index = self._flat()
+        self.trained_size = 0  # items when the lists were trained (0: flat)
+        self.updates_since_training = 0
+
+    def _flat(self):
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.vector_size))
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def lists(self) -> int:
+        return int(getattr(self._index, "nlist", 0))
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the index holds: its codes, ids, id map and centroids (computed from faiss's sizes)."""
+        count, size = len(self), self.vector_size
+        if not self.trained_size:
+            return count * (4 * size + 8 + 8)  # flat codes, ids, the IDMap2 reverse map
+        return count * (self._index.code_size + 8 + 16) + self.lists * 4 * size  # codes, ids, hash map, centroids
+
+    @property
+    def stale(self) -> bool:
+        """A rebuild is due: the flat scan outgrew ``flat_limit``, or the catalog doubled (or shrank to a
+        quarter) since the lists were trained, or the indexed vectors were replaced 4 times over."""
+        count = len(self)
+        if not self.trained_size:
+            return count > self.flat_limit
+        return (count > 2 * self.trained_size or 4 * count < self.trained_size
+                or self.updates_since_training > 4 * self.trained_size)
+
+    def update(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Add ``rows`` with ``vectors`` ((n, vector_size)), replacing the ones already indexed."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        if rows.size == 0:
+            return
+        self.remove(rows)
+        self._index.add_with_ids(unit_rows(vectors), rows)
+        self.updates_since_training += rows.size
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Drop ``rows`` (those not indexed are ignored)."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        if rows.size and len(self):
+            self._index.remove_ids(faiss.IDSelectorArray(rows))
+
+    def stored(self, rows: np.ndarray) -> np.ndarray:
+        """The unit vectors the index holds for ``rows`` (all indexed), float32 (n, vector_size)."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        if rows.size == 0:
+            return np.zeros((0, self.vector_size), np.float32)
+        return self._index.reconstruct_batch(rows)
+
+    def rebuild(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Forget everything and index ``rows`` with ``vectors``: exact below ``flat_limit``, else new lists."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        units = unit_rows(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)
+        if rows.size <= self.flat_limit:
+            self._index, self.trained_size = self._flat(), 0
+        else:
+            self._index, self.trained_size = self._trained(units), rows.size
+        self.updates_since_training = 0
+        if rows.size:
+            self._index.add_with_ids(units, rows)
+
+    def _trained(self, units: np.ndarray):
+        lists = max(16, int(np.sqrt(units.shape[0])))
+        sample_size = min(units.shape[0], TRAINING_SAMPLE * lists)
+        sample = units[np.random.default_rng(self.seed).choice(units.shape[0], sample_size, replace=False)]
+        kmeans = faiss.Kmeans(self.vector_size, lists, niter=KMEANS_ITERATIONS, seed=self.seed + 1,
+                              spherical=True, verbose=False)
+        kmeans.train(sample)
+        quantiser = faiss.IndexFlatIP(self.vector_size)
+        quantiser.add(kmeans.centroids)
+        index = faiss.IndexIVFScalarQuantizer(quantiser, self.vector_size, lists, faiss.ScalarQuantizer.QT_fp16,
+                                              faiss.METRIC_INNER_PRODUCT)
+        index.is_trained = True  # the coarse centroids are k-means'; fp16 codes need no training
+        index.nprobe = min(self.probes, lists)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return index
+
+    def search(self, vectors: np.ndarray, count: int) -> np.ndarray:
+        """Rows of the ``count`` nearest indexed vectors (cosine) to each of ``vectors``: int64 (n, count),
+        nearest first, -1 where fewer are indexed."""
+        vectors = np.atleast_2d(vectors)
+        if len(self) == 0 or count <= 0 or vectors.shape[0] == 0:
+            return np.full((vectors.shape[0], max(count, 0)), -1, np.int64)
+        _, rows = self._index.search(unit_rows(vectors), count)
+        return rows
+
+
+def moved_rows(current: np.ndarray, reference: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean mask: rows whose ``current`` vector moved more than ``threshold`` relative to ``reference``
+    (``|current - reference| > threshold * |reference|``; a zero reference always counts as moved)."""
+    difference = np.linalg.norm(current - reference, axis=1)
+    scale = np.linalg.norm(reference, axis=1)
+    return (difference > threshold * scale) | (scale == 0.0)

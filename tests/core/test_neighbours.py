@@ -1,0 +1,138 @@
+"""The neighbour index and the indexed ``most_similar``: recall against the brute force, incremental upkeep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamer import Trainer
+from streamer.core.neighbours import NeighbourIndex, moved_rows
+from streamer.core.similar_items import SimilarItems
+
+
+def _clustered(count: int, size: int = 16, clusters: int = 40, seed: int = 0) -> np.ndarray:
+    random = np.random.default_rng(seed)
+    centres = random.normal(size=(clusters, size))
+    return (centres[random.integers(0, clusters, count)] + 0.4 * random.normal(size=(count, size))).astype(np.float32)
+
+
+def _exact_cosine(vectors: np.ndarray, queries: np.ndarray, count: int) -> np.ndarray:
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.argsort(-(units[queries] @ units.T), axis=1)[:, :count]
+
+
+@pytest.mark.parametrize("flat_limit", [100_000, 500])  # exact scan, inverted lists
+def test_index_search_finds_the_cosine_neighbours(flat_limit):
+    vectors = _clustered(3000)
+    index = NeighbourIndex(16, flat_limit=flat_limit)
+    index.rebuild(np.arange(3000), vectors)
+    assert (index.lists > 0) == (flat_limit < 3000)
+    queries = np.arange(0, 3000, 30)
+    found = index.search(vectors[queries], 20)
+    expected = _exact_cosine(vectors, queries, 20)
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 20 for a, b in zip(found, expected)])
+    assert recall >= 0.9
+
+
+def test_index_update_replaces_and_remove_drops():
+    vectors = _clustered(2000)
+    index = NeighbourIndex(16, flat_limit=500)
+    index.rebuild(np.arange(2000), vectors)
+    index.update(np.array([7]), vectors[[1500]])  # row 7 now sits where row 1500 is
+    assert len(index) == 2000
+    assert 7 in index.search(vectors[[1500]], 5)[0].tolist()
+    index.remove(np.array([7, 1500]))
+    assert len(index) == 1998
+    assert not {7, 1500} & set(index.search(vectors[[1500]], 50)[0].tolist())
+
+
+def test_index_reports_stale_when_the_catalog_outgrows_its_lists():
+    index = NeighbourIndex(16, flat_limit=500)
+    vectors = _clustered(3000)
+    index.update(np.arange(400), vectors[:400])
+    assert not index.stale
+    index.update(np.arange(400, 600), vectors[400:600])
+    assert index.stale  # the flat scan outgrew flat_limit
+    index.rebuild(np.arange(600), vectors[:600])
+    assert not index.stale and index.lists
+    index.update(np.arange(600, 1300), vectors[600:1300])
+    assert index.stale  # doubled since the lists were trained
+
+
+def test_moved_rows_is_relative_to_the_reference():
+    reference = np.array([[1.0, 0.0], [10.0, 0.0], [0.0, 0.0]], np.float32)
+    current = reference + np.array([[0.5, 0.0], [0.5, 0.0], [0.0, 0.0]], np.float32)
+    assert moved_rows(current, reference, 0.1).tolist() == [True, False, True]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A Zipf catalog (popularity dominates the score) of a few thousand items, inverted lists forced on."""
+    random = np.random.default_rng(0)
+    items = 4000
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.9
+    drawn = random.choice(items, size=60_000, p=popularity / popularity.sum())
+    clusters = drawn % 50  # sessions stay within a cluster of items: the cosine has something to find
+    events, ts = [], 0.0
+    for session in range(3000):
+        cluster = random.integers(50)
+        members = drawn[clusters == cluster]
+        for item in random.choice(members, size=int(random.integers(2, 12))):
+            events.append((f"u{session}", f"i{item}", ts))
+            ts += 1.0
+    trainer = Trainer(vector_size=32, seed=2)
+    trainer._similar = SimilarItems(32, seed=2, flat_limit=500)
+    trainer.learn(events)
+    return trainer
+
+
+def _recall(approximate, exact, k):
+    return np.mean([len({a for a, _ in x} & {e for e, _ in y}) / k for x, y in zip(approximate, exact)])
+
+
+def test_indexed_most_similar_recalls_the_exact_ranking(trained):
+    ids, _ = trained.vectors()
+    queries = [ids[i] for i in np.random.default_rng(1).choice(len(ids), 200, replace=False)]
+    approximate = trained.most_similar_many(queries, 10)
+    exact = trained.most_similar_many(queries, 10, exact=True)
+    assert trained._similar.index.lists > 0  # the inverted lists answered, not the flat scan
+    assert _recall(approximate, exact, 10) >= 0.95
+    # the same full score either way: a common neighbour has the same score in both answers
+    common = dict(exact[0])
+    assert all(abs(common[item] - score) < 1e-4 for item, score in approximate[0] if item in common)
+    assert trained.most_similar(queries[0], 10) == approximate[0]
+
+
+def test_popular_items_reach_the_candidates_without_the_cosine():
+    trainer = Trainer(vector_size=8, seed=1)
+    trainer._similar = SimilarItems(8, seed=1, index_candidates=2, popular_candidates=1)
+    events = [(f"u{n}", "hit", float(n)) for n in range(300)] + [("a", "x", 400.0), ("a", "y", 401.0),
+                                                                    ("b", "z", 402.0), ("b", "w", 403.0)]
+    trainer.learn(events)
+    exact = trainer.most_similar("x", 3, exact=True)
+    assert "hit" in {item for item, _ in exact}  # the prior puts it there
+    assert "hit" in {item for item, _ in trainer.most_similar("x", 3)}
+
+
+def test_index_follows_learning_retirement_and_checkpoints(tmp_path):
+    trainer = Trainer(vector_size=16, seed=3)
+    trainer._similar = SimilarItems(16, seed=3, flat_limit=50)
+    events = [(f"u{n % 40}", f"i{(n * 7) % 300}", float(n)) for n in range(6000)]
+    trainer.learn(events)
+    before = trainer.most_similar_many(["i7", "i14"], 5)
+    gone = before[0][0][0]
+    trainer.catalog([{"op": "retire", "item": gone, "ts": 7000.0}])
+    assert gone not in {item for answer in trainer.most_similar_many(["i7", "i14"], 20) for item, _ in answer}
+    assert trainer.most_similar(gone, 5) == []
+    trainer.learn([(f"v{n % 30}", f"new{n % 60}", 8000.0 + n) for n in range(2000)])
+    assert trainer.sync_index() > 0  # the new items (and the moved ones) go in
+    assert trainer.sync_index() == 0  # nothing changed since
+    ids, _ = trainer.vectors()
+    assert len(trainer._similar.index) == len(ids)
+    path = tmp_path / "model.ckpt"
+    trainer.save(path)
+    loaded = Trainer.load(path)
+    assert not loaded._similar.built  # not in the checkpoint: rebuilt from the vectors at the first query
+    answers = loaded.most_similar_many(["new3", "i14"], 5)
+    assert len(loaded._similar.index) == len(ids)
+    assert _recall(answers, loaded.most_similar_many(["new3", "i14"], 5, exact=True), 5) >= 0.8
