@@ -4,9 +4,13 @@ Format 2 (written since delta checkpoints)::
 
     {"format": 2, "sequence": 12, "model_id": "...", "created_at": 1.7e9,
      "chain": [{"name": "base-00000009.ckpt", "sequence": 9, "bytes": 123, "offsets": [[topic, partition, next]],
-                "event_count": 10, "pending": {...}}, {"name": "delta-00000010.seg", ...}, ...],
+                "event_count": 10}, {"name": "delta-00000010.seg", ...}, ...],
      "previous": [...the chain before the last compaction...],
-     "offsets": ..., "event_count": ..., "pending": ...}      # the last link's, for readers of the newest state
+     "offsets": ..., "event_count": ...,      # the last link's, for readers of the newest state
+     "pending": {"items": [...], ...}}        # ids not yet in Redis at the newest checkpoint
+
+``pending`` is kept once, for the newest state: after a fallback to an earlier link, the ids unpublished then
+were either published since or are still pending now, and what changed in between is learned again.
 
 Format 1 (one ``engine-<sequence>.ckpt`` named by ``state``) is read as a chain of one base: a directory
 written by an older version loads unchanged and goes on with segments after it.
@@ -38,16 +42,19 @@ class Link:
     bytes: int
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     event_count: int = 0
-    pending: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "sequence": self.sequence, "bytes": self.bytes, "event_count": self.event_count,
-                "offsets": _offsets_list(self.offsets), "pending": self.pending}
+                "offsets": _offsets_list(self.offsets)}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Link":
         return cls(str(raw["name"]), int(raw["sequence"]), int(raw["bytes"]), _offsets_dict(raw["offsets"]),
-                   int(raw["event_count"]), {str(kind): list(ids) for kind, ids in raw.get("pending", {}).items()})
+                   int(raw["event_count"]))
+
+
+def _pending(raw: dict) -> dict[str, list[str]]:
+    return {str(kind): list(ids) for kind, ids in raw.get("pending", {}).items()}
 
 
 def _offsets_list(offsets: dict) -> list:
@@ -67,6 +74,7 @@ class Manifest:
     previous: list[Link] = field(default_factory=list)
     model_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = 0.0
+    pending: dict[str, list[str]] = field(default_factory=dict)
     fell_back: bool = False  # loaded from an earlier link than the newest (a file was corrupt or missing)
 
     @property
@@ -77,17 +85,13 @@ class Manifest:
     def event_count(self) -> int:
         return self.chain[-1].event_count if self.chain else 0
 
-    @property
-    def pending(self) -> dict[str, list[str]]:
-        return self.chain[-1].pending if self.chain else {}
-
     def truncated(self, good: list[Link], previous: bool) -> "Manifest":
         """This manifest restored from ``good`` (a prefix of ``chain``, or of ``previous`` when ``previous``
         is False); the sequence stays, so new files never reuse a name."""
         if previous:
-            return Manifest(self.sequence, good, self.previous, self.model_id, self.created_at,
+            return Manifest(self.sequence, good, self.previous, self.model_id, self.created_at, self.pending,
                             len(good) < len(self.chain))
-        return Manifest(self.sequence, good, [], self.model_id, self.created_at, True)
+        return Manifest(self.sequence, good, [], self.model_id, self.created_at, self.pending, True)
 
     def to_json(self) -> bytes:
         return orjson.dumps({
@@ -102,15 +106,15 @@ class Manifest:
             raw = orjson.loads(data)
             if raw.get("format") == 1:  # one engine file: a chain of one base
                 base = Link(str(raw["state"]), int(raw["sequence"]), 0, _offsets_dict(raw["offsets"]),
-                            int(raw["event_count"]), {str(kind): list(ids) for kind, ids in raw.get("pending", {}).items()})
-                return cls(base.sequence, [base], [], str(raw["model_id"]), float(raw["created_at"]))
+                            int(raw["event_count"]))
+                return cls(base.sequence, [base], [], str(raw["model_id"]), float(raw["created_at"]), _pending(raw))
             if raw.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: unknown manifest format {raw.get('format')!r} (this version reads 1 and 2)")
             chain = [Link.from_dict(link) for link in raw["chain"]]
             if not chain:
                 raise ValueError("empty chain")
             return cls(int(raw["sequence"]), chain, [Link.from_dict(link) for link in raw.get("previous", [])],
-                       str(raw["model_id"]), float(raw["created_at"]))
+                       str(raw["model_id"]), float(raw["created_at"]), _pending(raw))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
             raise CheckpointError(f"{path}: corrupt checkpoint manifest ({error})") from error
 

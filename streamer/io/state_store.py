@@ -117,8 +117,8 @@ class CheckpointStore:
                 self._needs_base = True
                 raise
             chain, previous = list(manifest.chain), manifest.previous
-        link = Link(name, sequence, size, dict(offsets), engine.event_count, pending)
-        updated = Manifest(sequence, chain + [link], previous, manifest.model_id, time.time())
+        link = Link(name, sequence, size, dict(offsets), engine.event_count)
+        updated = Manifest(sequence, chain + [link], previous, manifest.model_id, time.time(), pending)
         updated = self._switch_to_compacted(updated)
         write_manifest(self.directory, updated)
         self._remove_unreferenced(updated)
@@ -141,7 +141,8 @@ class CheckpointStore:
         older = [link for link in chain if link.sequence <= compaction.link.sequence]
         log_event(logger, logging.INFO, "compaction_done", base=compaction.link.name, bytes=compaction.link.bytes,
                   seconds=round(compaction.seconds, 3), segments_folded=len(older) - 1)
-        return Manifest(manifest.sequence, [compaction.link] + kept, older, manifest.model_id, manifest.created_at)
+        return Manifest(manifest.sequence, [compaction.link] + kept, older, manifest.model_id, manifest.created_at,
+                        manifest.pending)
 
     def _maybe_compact(self, engine, manifest: Manifest) -> None:
         """Start a background base from the state just saved when the segments have grown large."""
@@ -153,7 +154,7 @@ class CheckpointStore:
         last = manifest.chain[-1]
         name = f"base-{last.sequence:08d}.ckpt"
         self._compaction = _Compaction(self.directory / name, trainer_state(engine, snapshot=True),
-                                       Link(name, last.sequence, 0, last.offsets, last.event_count, last.pending))
+                                       Link(name, last.sequence, 0, last.offsets, last.event_count))
 
     def _remove_unreferenced(self, manifest: Manifest) -> None:
         keep = {link.name for link in manifest.chain + manifest.previous}

@@ -38,6 +38,7 @@ def test_a_checkpoint_writes_what_changed_and_restores_it(tmp_path):
     restored, loaded = CheckpointStore(tmp_path).load(Trainer.load)
     assert_identical(engine, restored)
     assert loaded.offsets == {("events", 0): 150} and loaded.pending == {"items": ["i2"]} and not loaded.fell_back
+    assert (tmp_path / MANIFEST).read_bytes().count(b'"i2"') == 1  # the unpublished ids are kept once
 
 
 def test_compaction_runs_in_the_background_and_keeps_the_segments_written_meanwhile(tmp_path):
