@@ -1,7 +1,10 @@
 """kill -9 at random moments during a replay, restart, repeat: every event learned once, no offset skipped.
 
 The daemon runs as a real process (``python -m streamer run``); the last one is stopped with SIGTERM and
-must exit 0 with its offsets committed.
+must exit 0 with its offsets committed. Checkpoints are a base plus delta segments, compacted after almost
+every checkpoint (``compact_ratio``): one kill comes while a base is being written in the background. Before
+the last run the newest checkpoint file is corrupted: the daemon falls back to the state before it and
+re-reads Kafka from that state's offsets.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
     flags = dict(bootstrap_servers=kafka_bootstrap, redis_url=redis_url, namespace=unique_name, topic=topic,
                  catalog_topic=f"{topic}-catalog", group=f"{unique_name}-group", checkpoint_dir=state,
                  checkpoint_interval=0.7, lease_ttl=2.0, status_interval=1.0, max_poll_records=500,
-                 vector_size=16, **FAST_GROUP)
+                 vector_size=128, compact_ratio=0.02, **FAST_GROUP)
     produced = {}
     producer = threading.Thread(target=lambda: produced.update(produce(
         kafka_bootstrap, topic, ((user.encode(), event_value(user, item, ts)) for user, item, ts in rows), rate=700)))
@@ -46,7 +49,10 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
         process = spawn_daemon(flags, log)
         before = sum(manifest_offsets(state).values())
         wait_for(lambda: sum(manifest_offsets(state).values()) > before, 60, f"progress before kill {kill}")
-        threading.Event().wait(chooser.uniform(0.0, 1.5))
+        if kill == 1:  # while a base is written in the background (its temporary file exists)
+            wait_for(lambda: any(state.glob(".base-*.tmp")), 60, "a compaction in progress", interval=0.002)
+        else:
+            threading.Event().wait(chooser.uniform(0.0, 1.5))
         assert process.poll() is None, log.read_text()[-3000:]
         process.send_signal(signal.SIGKILL)
         process.wait(30)
@@ -54,6 +60,10 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
         wait_for(lambda: not any(_running(pid) for pid in fetchers), 30, "the killed daemon's fetcher to leave")
     producer.join(120)
     assert sum(produced.values()) == len(rows)
+    newest = state / read_manifest(state)["chain"][-1]["name"]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # a corrupt segment (or base: the previous chain is used)
+    newest.write_bytes(bytes(data))
 
     process = spawn_daemon(flags, log)
     wait_for(lambda: sum(manifest_offsets(state).values()) == len(rows), 120, "every offset in the checkpoint")
@@ -75,6 +85,7 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
     finally:
         consumer.close()
     assert log.read_text().count("model_loaded") == KILLS + 1
+    assert "checkpoint_fallback" in log.read_text()
 
 
 def _running(pid: int) -> bool:
