@@ -400,8 +400,10 @@ def _live_quality(settings: Settings, engine, sink: RedisSink, metrics: Metrics)
     if not settings.live_sample_rate:
         metrics.live_quality = None
         return None
+    inherited = engine.vectors()[0] if engine.item_count else ()  # restored from a checkpoint: lists in Redis
     live = LiveQuality(settings.live_sample_rate, settings.live_window, settings.live_shadow_items,
-                       settings.live_shadow_pairs, settings.live_sessions, seed=engine.settings.seed)
+                       settings.live_shadow_pairs, settings.live_sessions, seed=engine.settings.seed,
+                       inherited=inherited)
     sink.on_neighbours = live.published
     metrics.live_quality = live
     return live

@@ -8,7 +8,7 @@ batch's records → the flush that wrote the vectors it changed first (items alr
 sample). A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
 Live quality (docs/live-quality.md), read from the daemon's LiveQuality at each scrape:
 ``streamer_live_hit_rate{model}`` (sliding window; NaN before the first sample), ``streamer_live_hits_total{model}``
-and ``streamer_live_samples_total``.
+``streamer_live_samples_total`` and ``streamer_live_skipped_total``.
 """
 
 from __future__ import annotations
@@ -93,4 +93,7 @@ class _LiveQualityCollector:
             hits.add_metric([name], window.total_hits)
         samples = CounterMetricFamily("streamer_live_samples", "live events scored (sampled queries)")
         samples.add_metric([], live.windows["streamer"].total)
-        yield from (rate, hits, samples)
+        skipped = CounterMetricFamily("streamer_live_skipped", "sampled live events not scored: the previous "
+                                      "item's list was written before this daemon took over")
+        skipped.add_metric([], live.skipped)
+        yield from (rate, hits, samples, skipped)

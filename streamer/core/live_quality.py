@@ -151,14 +151,17 @@ class LiveQuality:
     """Sampled live hit rates of the published lists and of the co-occurrence shadow.
 
     ``observe(events)`` before the engine learns a batch; ``published(lists)`` after neighbour lists were
-    written; ``forget(items)`` after their lists were deleted. ``shadow_items=0``: no shadow (only
+    written; ``forget(items)`` after their lists were deleted. ``inherited``: the items a restarted daemon
+    already knew, whose lists in Redis it did not write itself; their queries are skipped until it does. ``shadow_items=0``: no shadow (only
     ``streamer`` is scored). Memory: ``max_sessions`` sessions of 3 items, the shadow's bounds, and one
     tuple of at most 10 ids per published list (the lists Redis holds).
     """
 
     def __init__(self, sample_rate: float, window: int, shadow_items: int = 20_000, shadow_pairs: int = 50,
-                 max_sessions: int = 100_000, seed: int = 1):
+                 max_sessions: int = 100_000, seed: int = 1, inherited: Iterable[str] = ()):
         self.sample_rate = sample_rate
+        self.inherited = set(inherited)  # items whose list in Redis predates this record: unknown until rewritten
+        self.skipped = 0  # sampled queries not scored: their previous item is inherited
         self._random = random.Random(seed).random
         self.shadow = CooccurrenceShadow(shadow_items, shadow_pairs, max_sessions=max_sessions) if shadow_items else None
         self.sessions = self.shadow.sessions if self.shadow else BoundedSessions(max_sessions)
@@ -168,17 +171,25 @@ class LiveQuality:
     def published(self, lists: dict[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]]) -> None:
         """Record item -> its neighbour ids (best first) as just written; only the top 10 are kept."""
         pairs = lists.items() if isinstance(lists, dict) else lists
+        inherited = self.inherited
         for item, neighbours in pairs:
             self.lists[item] = tuple(neighbours[:K])
+            inherited.discard(item)
 
     def forget(self, items: Iterable[str]) -> None:
         for item in items:
             self.lists.pop(item, None)
+            self.inherited.discard(item)
 
     def observe(self, events: Iterable[Sequence]) -> int:
         """Score the sampled queries of a batch of ``(user, item, ts)`` in time order, then let the shadow
-        learn the batch. Returns how many queries were sampled."""
+        learn the batch. Returns how many queries were scored. A query whose previous item is ``inherited``
+        (its list was written before this record began, e.g. by the process before a restart) is skipped."""
         queries, histories = self._queries(events)
+        if queries and self.inherited:
+            sampled = len(queries)
+            queries = [query for query in queries if query[0] not in self.inherited]
+            self.skipped += sampled - len(queries)
         if queries:
             self._score(queries)
         if self.shadow is not None:

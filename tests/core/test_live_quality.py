@@ -131,3 +131,12 @@ def test_cooc_is_scored_before_the_shadow_learns_the_batch_and_learns_after():
     assert cooc.rate > 0.9  # 5 items per cluster: every partner is in the top 10 once seen
     assert quality.windows["streamer"].rate == 0.0  # nothing was published
     assert quality.status_fields()["live_hit_cooc"] == round(cooc.rate, 4)
+
+
+def test_a_restarted_daemon_skips_queries_on_lists_it_did_not_write_until_it_writes_them():
+    quality = LiveQuality(sample_rate=1.0, window=10, inherited=["a", "b"])
+    quality.observe([("u", "a", 0.0), ("u", "b", 1.0), ("u", "c", 2.0)])  # a -> b and b -> c: lists unknown
+    assert (quality.skipped, quality.windows["streamer"].total, quality.windows["cooc"].total) == (2, 0, 0)
+    quality.published([("a", ["b"])])
+    quality.observe([("v", "a", 3.0), ("v", "b", 4.0), ("v", "d", 5.0)])
+    assert (quality.skipped, quality.windows["streamer"].total, quality.windows["streamer"].hits) == (3, 1, 1)
