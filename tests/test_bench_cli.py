@@ -114,3 +114,18 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
                     "cores the daemon needs", "learning alone events/s", "lookup `vector`",
                     "lookup `vectors(100)`", "lookup `similar`"):
         assert heading in table and heading in printed.out
+
+
+def test_scale_section_ratios_and_rows():
+    size = {"items": 1000, "learning_events_per_second": 100.0, "growing_events_per_second": 95.0,
+            "growing_slowdown": 0.05, "rss_bytes": 2 ** 30, "peak_rss_bytes": 2 ** 31, "restore_seconds": 2.5,
+            "restore_chain_files": 3, "category_members": 10, "upsert_microseconds": 40.0,
+            "checkpoint": {"checkpoint_seconds": 0.5, "checkpoint_bytes": 2 ** 20, "base_bytes": 2 ** 24,
+                           "base_seconds": 1.0},
+            "memory_bytes": {"vectors": 500, "id_maps": 900, "sessions": 10, "capacity_rows": 10 ** 9}}
+    ratios = compute_ratios({"scale": {"vector_size": 64, "sizes": [size]}})["scale"]["1000"]
+    assert ratios == {"checkpoint_vs_target": 0.5, "checkpoint_vs_base_bytes": 1 / 16, "largest_structure": "id_maps"}
+    text = markdown_report({"machine": HAND_MADE["machine"], "sections": {"scale": {"sizes": [size]}},
+                            "ratios": {"scale": {"1000": ratios}}})
+    assert "| 0.50 s | 1 MiB | 0.062 of the base | < 1 s |" in text and "| 100 | 95 | 0.050 slower | < 0.1 slower |" in text
+    assert "id_maps 0 MiB" in text and "2.5 s (3)" in text

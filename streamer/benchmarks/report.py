@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SECTIONS", "TARGETS", "compute_ratios", "describe_machine", "markdown_report", "text_report"]
+__all__ = ["SECTIONS", "OPTIONAL_SECTIONS", "TARGETS", "compute_ratios", "describe_machine", "markdown_report", "text_report"]
 
-SECTIONS = ("training", "memory", "daemon", "lookup")
-TARGETS = {"daemon_vs_raw_consume": 0.9, "freshness_p99_seconds": 1.0, "lookup_p99_microseconds": 300.0}
+SECTIONS = ("training", "memory", "daemon", "lookup")  # the default set
+OPTIONAL_SECTIONS = ("scale",)  # minutes and gigabytes: only when asked for (--sections scale)
+TARGETS = {"daemon_vs_raw_consume": 0.9, "freshness_p99_seconds": 1.0, "lookup_p99_microseconds": 300.0,
+           "checkpoint_seconds_at_10k_events": 1.0, "growing_slowdown": 0.1}
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -66,10 +68,24 @@ def _lookup_ratios(lookup: dict) -> dict:
             for name, stats in lookup["operations"].items() if name != "ping"}
 
 
+def _scale_ratios(scale: dict) -> dict:
+    """Per size: the checkpoint's share of the 1 s target, bytes per checkpoint vs the full base, the structure
+    that takes the most memory."""
+    ratios = {}
+    for size in scale["sizes"]:
+        checkpoint, memory = size["checkpoint"], dict(size["memory_bytes"])
+        memory.pop("capacity_rows", None)
+        ratios[str(size["items"])] = {
+            "checkpoint_vs_target": _ratio(checkpoint["checkpoint_seconds"], TARGETS["checkpoint_seconds_at_10k_events"]),
+            "checkpoint_vs_base_bytes": _ratio(checkpoint["checkpoint_bytes"], checkpoint["base_bytes"]),
+            "largest_structure": max(memory, key=memory.get)}
+    return ratios
+
+
 def compute_ratios(sections: dict[str, dict]) -> dict[str, Any]:
     """Every ratio of the report, from the measured numbers of the sections present (None = not measurable)."""
     makers = {"training": _training_ratios, "memory": _memory_ratios, "daemon": _daemon_ratios,
-              "lookup": _lookup_ratios}
+              "lookup": _lookup_ratios, "scale": _scale_ratios}
     return {name: makers[name](section) for name, section in sections.items()
             if name in makers and section and "error" not in section}
 
@@ -152,7 +168,31 @@ def _lookup_rows(lookup: dict, ratios: dict) -> list[Row]:
             for name, stats in lookup["operations"].items() if name != "ping"]
 
 
-ROW_MAKERS = {"training": _training_rows, "memory": _memory_rows, "daemon": _daemon_rows, "lookup": _lookup_rows}
+def _scale_rows(scale: dict, ratios: dict) -> list[Row]:
+    rows: list[Row] = []
+    for size in scale["sizes"]:
+        items, checkpoint, mine = f"{size['items']:,} items", size["checkpoint"], ratios[str(size["items"])]
+        memory = size["memory_bytes"]
+        rows += [
+            (f"{items}: learning events/s (steady / one event in five a new item)",
+             _number(size["learning_events_per_second"]), _number(size["growing_events_per_second"]),
+             _number(size["growing_slowdown"], 3, " slower"), "< 0.1 slower"),
+            (f"{items}: checkpoint at 10,000 events/s (300,000 events): seconds of the loop / bytes",
+             _number(checkpoint["checkpoint_seconds"], 2, " s"), _number(checkpoint["checkpoint_bytes"] / 2 ** 20, 0, " MiB"),
+             _number(mine["checkpoint_vs_base_bytes"], 3, " of the base"), "< 1 s"),
+            (f"{items}: full base snapshot (bytes / seconds), restore seconds (files)",
+             f"{checkpoint['base_bytes'] / 2 ** 20:,.0f} MiB / {checkpoint['base_seconds']:.1f} s",
+             f"{size['restore_seconds']:.1f} s ({size['restore_chain_files']})", "-", "-"),
+            (f"{items}: RSS / peak RSS; largest structure",
+             f"{size['rss_bytes'] / 2 ** 20:,.0f} / {size['peak_rss_bytes'] / 2 ** 20:,.0f} MiB",
+             f"{mine['largest_structure']} {memory[mine['largest_structure']] / 2 ** 20:,.0f} MiB", "-", "-"),
+            (f"{items}: catalog upsert into a category of {size['category_members']:,}",
+             _number(size["upsert_microseconds"], 0, " µs"), "-", "-", "-")]
+    return rows
+
+
+ROW_MAKERS = {"training": _training_rows, "memory": _memory_rows, "daemon": _daemon_rows, "lookup": _lookup_rows,
+              "scale": _scale_rows}
 
 
 def _rows(document: dict) -> list[Row]:

@@ -27,10 +27,10 @@ __all__ = ["FULL", "OPS_DIRECTORY", "QUICK", "BenchError", "machine_facts", "loa
 OPS_DIRECTORY = Path(__file__).resolve().parents[2] / "ops"
 FULL = {"tokens": 1_000_000, "items": 50_000, "memory_items": 1_000_000, "daemon_events": 200_000,
         "rate": 10_000.0, "rate_seconds": 20.0, "lookup_items": 10_000, "lookup_calls": 20_000,
-        "lookup_rounds": 10, "lookup_warmup": 2_000}
+        "lookup_rounds": 10, "lookup_warmup": 2_000, "scale_sizes": (1_000_000, 10_000_000), "scale_events": 2_000_000}
 QUICK = {"tokens": 100_000, "items": 10_000, "memory_items": 100_000, "daemon_events": 20_000,
          "rate": 10_000.0, "rate_seconds": 3.0, "lookup_items": 2_000, "lookup_calls": 2_000,
-         "lookup_rounds": 4, "lookup_warmup": 200}
+         "lookup_rounds": 4, "lookup_warmup": 200, "scale_sizes": (100_000,), "scale_events": 200_000}
 VECTOR_SIZE = 64
 
 
@@ -123,9 +123,18 @@ def measure_lookup(sizes: dict) -> dict:
             "reply_parser": server["reply_parser"], "redis_server": server["redis_server"].split(" sha=")[0]}
 
 
+def measure_scale(sizes: dict) -> dict:
+    """A catalog growing to each of ``scale_sizes`` items (``ops/bench_scale.py``, one child process per size):
+    learning events/s, RSS and its parts, checkpoint bytes and seconds at 10,000 events/s, restore, upserts."""
+    bench = load_ops("bench_scale")
+    return {"vector_size": VECTOR_SIZE, "sizes": [bench.run_child(size, sizes["scale_events"])
+                                                  for size in sizes["scale_sizes"]]}
+
+
 MEASURES = {"training": measure_training, "memory": measure_memory, "daemon": measure_daemon,
-            "lookup": measure_lookup}
+            "lookup": measure_lookup, "scale": measure_scale}
 TIMEOUT_SECONDS = {False: 900.0, True: 180.0}
+SECTION_TIMEOUT_SECONDS = {"scale": {False: 5400.0, True: 600.0}}  # 10M items: minutes of growing and writing
 RESULT_MARK = "BENCH-RESULT "
 
 
@@ -133,6 +142,7 @@ def run_section(name: str, quick: bool, timeout: float | None = None) -> dict:
     """One section in a child process of its own session (``python -m streamer.benchmarks.suite NAME``), so a
     hung benchmark is stopped after ``timeout`` together with any broker or redis-server it started."""
     command = [sys.executable, "-m", "streamer.benchmarks.suite", name] + (["--quick"] if quick else [])
+    timeout = timeout or SECTION_TIMEOUT_SECONDS.get(name, TIMEOUT_SECONDS)[quick]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
     try:

@@ -6,7 +6,9 @@ Layout (a zip archive, readable with ``numpy.load``):
   "user_free", "attributes", "retired", "pending_retired"}``
 - ``items.<field>.npy``: vectors_in, vectors_out, AdaGrad accumulators, counts, last_seen, status,
   dirty, noise weights and the Fenwick tree, decayed counts (``recent``; absent from older files: rebuilt
-  from the counts) (full capacity, so a resumed run is bit-identical);
+  from the counts): the rows in use, padded back to ``item_capacity`` (meta) on load; the tree at full
+  capacity (files without ``item_capacity`` hold every array at full capacity), so a resumed run is
+  bit-identical;
 - ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
 - ``replay.pairs.npy``, ``replay.counters.npy``, ``replay.log.npy`` (the backlog the replay debt is drawn from), ``rng.npy``.
 
@@ -56,11 +58,23 @@ def trainer_state(trainer, snapshot: bool = False) -> tuple[dict, dict[str, np.n
         if meta[key] == float("-inf"):
             meta[key] = None
     replay_log, meta["replay_log"] = trainer._debt.log_state()
-    arrays = {f"items.{name}": value for name, value in items.arrays._asdict().items()}
+    used, meta["item_capacity"] = len(items.ids), int(items.arrays.counts.shape[0])
+    # rows beyond the used ones are zeros: only the used prefix is written (the tree whole: its nodes span rows)
+    arrays = {f"items.{name}": value if name == "noise_tree" else value[:used]
+              for name, value in items.arrays._asdict().items()}
     arrays.update({f"users.{name}": same(value) for name, value in users.arrays._asdict().items()})
     arrays.update({"replay.pairs": same(trainer._replay.pairs), "replay.counters": trainer._replay.counters.copy(),
                    "rng": trainer._rng.copy(), "replay.log": replay_log})
     return meta, arrays
+
+
+def _padded(value: np.ndarray, capacity: int | None, name: str) -> np.ndarray:
+    """A row array written as its used prefix, back at full capacity (files before ``item_capacity``: whole)."""
+    if capacity is None or name == "noise_tree" or value.shape[0] == capacity:
+        return value
+    full = np.zeros((capacity,) + value.shape[1:], value.dtype)
+    full[:value.shape[0]] = value
+    return full
 
 
 def _float(value) -> float:
@@ -74,7 +88,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items, users = trainer._items, trainer._users
     if "items.recent" not in arrays:  # written before the decayed prior: it starts from the cumulative counts
         arrays["items.recent"] = arrays["items.counts"].astype(np.float64)
-    items.arrays = ItemArrays(**{name: arrays[f"items.{name}"] for name in ItemArrays._fields})
+    items.arrays = ItemArrays(**{name: _padded(arrays[f"items.{name}"], meta.get("item_capacity"), name)
+                                 for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])
     items.rows = {item: row for row, item in enumerate(items.ids) if item is not None}
     items.free = list(meta["item_free"])
