@@ -30,6 +30,7 @@ from streamer.io.backoff import Backoff
 from streamer.io.checkpoint import Checkpoint, CheckpointStore
 from streamer.io.dead_letter import DeadLetterQueue
 from streamer.io.fresh_start import start_without_state
+from streamer.io.group_rescue import JoinWatch, delete_group
 from streamer.io.topic_ids import load_topic_ids, save_topic_ids
 from streamer.io.kafka_source import KafkaSource, make_producer
 from streamer.io.lease import Lease
@@ -168,6 +169,7 @@ class _Active:
         self.status = Status(self)
         self.redis_backoff = Backoff("redis_unavailable")
         self.kafka_backoff = Backoff("kafka_unavailable")
+        self.join_watch = JoinWatch(settings.group_join_timeout)
         self.lost_lease = threading.Event()
         self.redis_restarted = threading.Event()  # set by the lease renewer: a new Redis run_id
         self._server_id: str | None = None
@@ -237,6 +239,10 @@ class _Active:
             if bool(self.source.assigned) != assigned:
                 assigned = bool(self.source.assigned)
                 self.health.set("group", assigned, "joining the consumer group: no partition assigned yet")
+            waited = self.join_watch.update(assigned)
+            if waited is not None:
+                self._rejoin(waited)
+                continue
             try:
                 batches = self.source.poll(0 if spare and self.engine.replay_debt else timeout_ms)
             except KafkaError as error:
@@ -267,6 +273,22 @@ class _Active:
                 self.checkpoint_now()
             if self.status.due(now):
                 self.status.report(now)
+
+    def _rejoin(self, waited: float) -> None:
+        """Subscribed without a partition for too long (a wedged group, :mod:`streamer.io.group_rescue`):
+        leave, delete the group, join again. Not ready meanwhile."""
+        group = self.settings.group
+        log_event(logger, logging.ERROR, "group_wedged", group=group, seconds=round(waited, 1),
+                  note="subscribed without any partition; deleting the group and joining again")
+        self.health.set("group", False, f"wedged: no partition for {waited:.0f} s; rejoining")
+        _quietly(self.source.close)
+        try:
+            outcome = delete_group(self.settings)
+        except KafkaError as error:
+            outcome = repr(error)
+        log_event(logger, logging.WARNING, "group_rejoin", group=group, delete_group=outcome)
+        self._open_source()
+        self.join_watch.reset()
 
     def _keeping_up(self, polled: int) -> bool:
         """The loop keeps up with the stream: this poll is a short batch, no other fetched batch waits, and

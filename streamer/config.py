@@ -53,6 +53,9 @@ class Settings:
     auto_offset_reset: str = _option("earliest", "where a group without offsets starts", choices=("earliest", "latest"))
     session_timeout_ms: int = _option(10000, "consumer group session timeout (ms)")
     heartbeat_interval_ms: int = _option(3000, "consumer group heartbeat interval (ms)")
+    join_timeout: float = _option(0.0, "seconds subscribed without any assigned partition after which the group "
+                                  "counts as wedged: the daemon deletes the group and joins again "
+                                  "(0 = 3 x session timeout)")
     max_poll_records: int = _option(5000, "most records taken per poll")
     fetcher: str = _option("process", "where Kafka records are fetched and unpacked: 'process' = a child process "
                            "on another core while the loop learns; 'inline' = in the daemon's loop (one core)",
@@ -127,7 +130,7 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds"):
+        for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds", "join_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.topic:
@@ -142,6 +145,11 @@ class Settings:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.live_shadow_items < 0:
             raise ConfigError(f"live_shadow_items must be >= 0, got {self.live_shadow_items!r}")
+
+    @property
+    def group_join_timeout(self) -> float:
+        """Seconds without a partition that mean a wedged group (``join_timeout`` or 3 x session timeout)."""
+        return self.join_timeout or 3 * self.session_timeout_ms / 1000.0
 
     @property
     def dead_letter_topic(self) -> str:
