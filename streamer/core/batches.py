@@ -195,6 +195,7 @@ class BatchLearning:
         def work() -> int:
             accepted = self._learn_batch(arguments, sweep_at, sweep_before)
             self._users.collect_swept()
+            self._items.offer(rows)  # counts changed: the attributes' leaders follow (no-op without a catalog)
             return accepted
 
         if wait:

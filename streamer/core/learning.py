@@ -18,6 +18,7 @@ must come with a change here for existing caches to be rebuilt.
 from __future__ import annotations
 
 # train_pair's dirty bits include DIRTY_INDEX (the neighbour index's bit) since issue 12: see above on the cache.
+# blend_row (an announced item's first event, issue 14) is a callee in sgns too: see above on the cache.
 
 from collections import namedtuple
 
@@ -29,7 +30,7 @@ import numpy as np
 from streamer.core.noise import noise_weight, set_weight
 from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
-from streamer.core.sgns import DIRTY_STATE, ITEM_LIVE, ITEM_NEW, draw_negatives, initialise_row, pair_scratch, train_pair
+from streamer.core.sgns import DIRTY_STATE, ITEM_LIVE, ITEM_NEW, blend_row, draw_negatives, initialise_row, pair_scratch, train_pair
 
 __all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
            "WORK_PAIRS", "WORK_BLOCKS"]
@@ -195,6 +196,8 @@ def _learn_event(items, users, replay, hyper, rng, user, row, ts, gradient, nega
     if items.status[row] == ITEM_NEW:
         initialise_row(items, row, users.ring[user], users.ring_size[user], hyper.init_noise,
                        hyper.accum_initial, rng, slot)
+    elif items.counts[row] == 1:  # first event of an item the catalog announced: its prior meets the context
+        blend_row(items, row, users.ring[user], users.ring_size[user], hyper.init_noise, rng, slot)
     if users.ring_size[user] > 0 and users.ring[user, 0] == row:
         return state  # immediate repeat: no pairs
     made = 0

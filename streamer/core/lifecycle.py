@@ -29,18 +29,22 @@ def release_rows(items: ItemTable, users: UserTable, replay_pairs: np.ndarray, r
 
 
 def upsert_item(items: ItemTable, item: str, attributes: dict[str, str], ts: float, settings, rng) -> bool:
-    """Create or update ``item``; a new item starts at the mean of the most frequent items sharing its
-    attributes (random when none). Returns True when a new row was created."""
+    """Create or update ``item``. An item without events yet (new, or announced before) is served at once, at
+    its attribute prior: the mean of the most frequent items sharing its attributes (random when none); its
+    ``prior`` weight (1 with neighbours, 0 without) tells its first event how much of that prior to keep next
+    to the session context. Returns True when a new row was created."""
     row = items.rows.get(item)
     created = row is None
     if created:
         row = items.allocate(item, ts)
     if attributes:
         items.set_attributes(item, attributes)
-    if items.arrays.status[row] != ITEM_LIVE:
-        neighbours = items.attribute_neighbours(attributes, settings.cold_start_neighbours)
-        initialise_row(items.arrays, row, neighbours, neighbours.size, settings.init_noise,
-                       settings.accum_initial, rng, 0)
+    arrays = items.arrays
+    if arrays.status[row] != ITEM_LIVE or arrays.counts[row] == 0:
+        neighbours = items.attribute_neighbours(items.attributes.get(item, attributes), settings.cold_start_neighbours)
+        used = initialise_row(arrays, row, neighbours, neighbours.size, settings.init_noise,
+                              settings.accum_initial, rng, 0)
+        arrays.prior[row] = settings.prior_weight if used else 0.0
     return created
 
 

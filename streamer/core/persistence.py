@@ -88,6 +88,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items, users = trainer._items, trainer._users
     if "items.recent" not in arrays:  # written before the decayed prior: it starts from the cumulative counts
         arrays["items.recent"] = arrays["items.counts"].astype(np.float64)
+    if "items.prior" not in arrays:  # written before the blended catalog prior: no announced item keeps one
+        arrays["items.prior"] = np.zeros(arrays["items.counts"].shape[0], np.float32)
     items.arrays = ItemArrays(**{name: _padded(arrays[f"items.{name}"], meta.get("item_capacity"), name)
                                  for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])

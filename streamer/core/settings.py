@@ -25,7 +25,9 @@ class TrainerSettings:
     1 = GloVe's 1/d, 0 = flat; next-item queries ask for the adjacent item), ``backward_weight`` (weight of the
     later -> earlier update of a pair, the earlier -> later one weighs 1: next-item prediction is directional),
     ``init_noise`` (relative noise on neighbour-initialised vectors), ``cold_start_neighbours``
-    (items averaged for a catalog upsert).
+    (items averaged for a catalog upsert), ``prior_weight`` (at the first event of an item announced by the
+    catalog, its attribute prior counts as this many session-context neighbours: the start is the blend
+    (sum of the context items + prior_weight * prior) / (context items + prior_weight); 0 = context only).
     Sessions (event time, seconds): ``session_gap``, ``max_session_length``, ``lateness``.
     Replay: ``replay_passes`` extra pairs drawn uniformly from the buffer of the last ``replay_buffer``
     pairs per pair learned (0 = off). A small buffer biases replay towards recent pairs, which is what
@@ -61,6 +63,7 @@ class TrainerSettings:
     backward_weight: float = 0.5
     init_noise: float = 0.1
     cold_start_neighbours: int = 5
+    prior_weight: float = 1.0
     session_gap: float = 1800.0
     max_session_length: int = 200
     lateness: float = 300.0
@@ -89,12 +92,12 @@ class TrainerSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("alpha", "subsample", "learning_rate", "accum_initial", "init_noise", "session_gap", "distance_power",
-                     "backward_weight", "lateness", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
+                     "backward_weight", "lateness", "prior_weight", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
         for name in ("subsample", "init_noise", "session_gap", "lateness", "user_decay", "distance_power",
-                     "backward_weight"):
+                     "backward_weight", "prior_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.learning_rate <= 0 or self.accum_initial <= 0:

@@ -19,7 +19,7 @@ from streamer.core.random import next_unit
 
 __all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_OUTPUT",
            "DIRTY_INDEX", "DIRTY_ALL",
-           "pair_scratch", "train_pair", "initialise_row"]
+           "pair_scratch", "train_pair", "initialise_row", "blend_row"]
 
 ITEM_FREE = 0  # row unused (free list)
 ITEM_NEW = 1  # id known, vector not initialised yet (initialised at its first event)
@@ -159,5 +159,40 @@ def initialise_row(items, row, neighbours, neighbour_count, noise_scale, accum_i
     items.accum_in[row] = accum_initial
     items.accum_out[row] = accum_initial
     items.status[row] = ITEM_LIVE
+    items.dirty[row] = DIRTY_ALL
+    return used
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def blend_row(items, row, neighbours, neighbour_count, noise_scale, rng, slot):
+    """First event of an item the catalog announced: its vectors become the blend of its attribute prior (the
+    current vectors, weighing ``items.prior[row]`` neighbours) and the live rows of ``neighbours[:neighbour_count]``
+    (its session context), plus small noise on the input vector. Without context it keeps the prior, or (prior
+    weight 0) restarts as a new item without context would (random). Clears the prior weight. Returns the number
+    of context rows used."""
+    vectors_in, vectors_out = items.vectors_in, items.vectors_out
+    size = vectors_in.shape[1]
+    weight = np.float32(items.prior[row])
+    items.prior[row] = 0.0
+    used = 0
+    for position in range(neighbour_count):
+        other = neighbours[position]
+        if other >= 0 and other != row and items.status[other] == ITEM_LIVE:
+            used += 1
+    if used == 0:
+        if weight == 0.0:
+            initialise_row(items, row, neighbours, 0, noise_scale, items.accum_in[row], rng, slot)
+        return 0
+    scale = np.float32(1.0) / (np.float32(used) + weight)
+    jitter = np.float32(noise_scale) / size
+    for index in range(size):
+        total_in, total_out = weight * vectors_in[row, index], weight * vectors_out[row, index]
+        for position in range(neighbour_count):
+            other = neighbours[position]
+            if other >= 0 and other != row and items.status[other] == ITEM_LIVE:
+                total_in += vectors_in[other, index]
+                total_out += vectors_out[other, index]
+        vectors_in[row, index] = total_in * scale + (next_unit(rng, slot) - 0.5) * jitter
+        vectors_out[row, index] = total_out * scale
     items.dirty[row] = DIRTY_ALL
     return used

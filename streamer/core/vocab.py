@@ -3,7 +3,14 @@
 Rows are appended as items appear and the arrays grow geometrically (doubling, then by a quarter above 1M rows:
 amortised O(1) per new item; the V x d matrices are never copied per batch). Released rows (retired, evicted, expired) go to a free
 list and are reused. Counts are cumulative over the whole stream; ``recent`` is the count decayed by the
-popularity half-life, as of the item's ``last_seen`` (the ``most_similar`` prior).
+popularity half-life, as of the item's ``last_seen`` (the ``most_similar`` prior). ``prior`` is the weight, in
+neighbours, of the attribute prior an announced item (catalog upsert, no event yet) was started at: its first
+event blends that prior with the session context (0 = no prior, the context alone).
+
+Attribute index: per ``(key, value)`` attribute its members, and its *leaders*, the ``LEADERS`` members with the
+highest counts, kept incrementally: a row whose count changed is offered to its attributes' leaders
+(:meth:`ItemTable.offer`, O(LEADERS) per attribute), so finding an upsert's neighbours reads the leaders of its
+attributes, never the whole attribute (a category of 10^5 items costs what a category of 10 does).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ __all__ = ["ItemArrays", "ItemTable", "clear_rows", "grown_capacity"]
 ItemArrays = namedtuple(
     "ItemArrays",
     ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
-     "noise_weights", "noise_tree", "recent"],
+     "noise_weights", "noise_tree", "recent", "prior"],
 )
+
+LEADERS = 32  # members kept per attribute, by count (upsert neighbours and most_similar's attribute candidates)
 
 
 def _allocate(capacity: int, vector_size: int) -> ItemArrays:
@@ -31,6 +40,7 @@ def _allocate(capacity: int, vector_size: int) -> ItemArrays:
         np.zeros(capacity, np.int64), np.zeros(capacity, np.float64),
         np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
         np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64), np.zeros(capacity, np.float64),
+        np.zeros(capacity, np.float32),
     )
 
 
@@ -51,6 +61,36 @@ def clear_rows(arrays: ItemArrays, rows) -> None:
             getattr(arrays, name)[rows] = 0
 
 
+class Leaders:
+    """The up to ``LEADERS`` rows of one attribute with the highest counts (counts read live: they only grow).
+
+    ``floor`` is a lower bound of the lowest leader's count, so most offers cost one comparison."""
+
+    __slots__ = ("rows", "floor")
+
+    def __init__(self):
+        self.rows: list[int] = []
+        self.floor = -1
+
+    def offer(self, row: int, count: int, counts: np.ndarray) -> None:
+        if len(self.rows) < LEADERS:
+            if row not in self.rows:
+                self.rows.append(row)
+            return
+        if count <= self.floor or row in self.rows:
+            return
+        weakest = min(range(LEADERS), key=lambda index: counts[self.rows[index]])
+        self.floor = int(counts[self.rows[weakest]])
+        if count > self.floor:
+            self.rows[weakest] = row
+            self.floor = int(min(counts[self.rows]))
+
+    def discard(self, row: int) -> None:
+        if row in self.rows:
+            self.rows.remove(row)
+            self.floor = -1
+
+
 class ItemTable:
     """Item id -> row, the per-row arrays, the attribute index and the retired ids."""
 
@@ -62,6 +102,7 @@ class ItemTable:
         self.arrays = _allocate(capacity, vector_size)
         self.attributes: dict[str, dict[str, str]] = {}
         self.attribute_index: dict[tuple[str, str], set[str]] = {}
+        self.leaders: dict[tuple[str, str], Leaders] = {}  # attribute -> its most frequent rows
         self.retired: set[str] = set()
         self.forget_changes()
 
@@ -124,7 +165,7 @@ class ItemTable:
             del self.rows[item]
             self.ids[row] = None
             self.free.append(row)
-            self._unindex(item)
+            self._unindex(item, row)
         for row in rows.tolist():  # the weights leave the tree first
             set_weight(arrays.noise_tree, arrays.noise_weights, row, 0.0)
         clear_rows(arrays, rows)  # status ITEM_FREE (0), counts, vectors, dirty
@@ -136,29 +177,53 @@ class ItemTable:
         self.attributes[item] = dict(attributes)
         for pair in attributes.items():
             self.attribute_index.setdefault(pair, set()).add(item)
+        row = self.rows.get(item)
+        if row is not None:
+            self.offer(np.array([row]))
 
-    def _unindex(self, item: str) -> None:
+    def _unindex(self, item: str, row: int | None = None) -> None:
+        row = self.rows.get(item) if row is None else row
         for pair in self.attributes.pop(item, {}).items():
             members = self.attribute_index.get(pair)
             if members is not None:
                 members.discard(item)
                 if not members:
                     del self.attribute_index[pair]
+            leaders = self.leaders.get(pair)
+            if leaders is not None:
+                leaders.discard(row)
+                if not leaders.rows:
+                    del self.leaders[pair]
+
+    def offer(self, rows: np.ndarray) -> None:
+        """Rows whose count may have changed (a learned batch, a new attribute): each enters the leaders of its
+        attributes if it is not there and beats the lowest count, or there is room. O(LEADERS) per attribute."""
+        if not self.attributes:
+            return
+        ids, counts, attributes_of = self.ids, self.arrays.counts, self.attributes
+        for row in np.unique(rows).tolist():
+            attributes = attributes_of.get(ids[row]) if row < len(ids) and ids[row] is not None else None
+            if attributes:
+                count = counts[row]
+                for pair in attributes.items():
+                    leaders = self.leaders.get(pair)
+                    if leaders is None:
+                        leaders = self.leaders[pair] = Leaders()
+                    leaders.offer(row, count, counts)
 
     def attribute_neighbours(self, attributes: dict[str, str], limit: int) -> np.ndarray:
-        """Rows of up to ``limit`` live items sharing the most attributes with ``attributes``, most frequent first."""
-        shared: dict[str, int] = {}
+        """Rows of up to ``limit`` live items with events among the leaders of ``attributes``: most shared
+        attributes first, then most frequent (ties: lowest row). Reads only the leaders (O(LEADERS) per attribute)."""
+        shared: dict[int, int] = {}
         for pair in attributes.items():
-            for item in self.attribute_index.get(pair, ()):
-                shared[item] = shared.get(item, 0) + 1
+            leaders = self.leaders.get(pair)
+            for row in leaders.rows if leaders is not None else ():
+                shared[row] = shared.get(row, 0) + 1
         arrays = self.arrays
-        candidates = [
-            (-matches, -int(arrays.counts[self.rows[item]]), item)
-            for item, matches in shared.items()
-            if item in self.rows and arrays.status[self.rows[item]] == ITEM_LIVE and arrays.counts[self.rows[item]] > 0
-        ]
+        candidates = [(-matches, -int(arrays.counts[row]), row) for row, matches in shared.items()
+                      if arrays.status[row] == ITEM_LIVE and arrays.counts[row] > 0]
         candidates.sort()
-        return np.array([self.rows[item] for _, _, item in candidates[:limit]], dtype=np.int32)
+        return np.array([row for _, _, row in candidates[:limit]], dtype=np.int32)
 
     def live_rows(self) -> np.ndarray:
         """Rows whose vectors are served, in row order."""
