@@ -12,7 +12,9 @@ re-scores their union exactly:
 
 and any source added to :attr:`SimilarItems.sources`: a callable ``(engine_arrays, query_rows)`` returning
 either (len(query_rows), m) rows, one list per query, or (n,) rows shared by every query; -1 for none.
-Candidates that are the query itself, repeated, or not live score -inf.
+Candidates that are the query itself, repeated, or not live score -inf. :attr:`SimilarItems.terms` holds extra
+score terms, callables ``(query_rows, candidate_rows)`` -> a (q, n) float32 matrix added to the full score, or
+None (the catalog's attribute term, :mod:`streamer.core.attributes`).
 
 The index follows the vectors incrementally (:meth:`SimilarItems.sync`, before each query batch): rows
 whose ``DIRTY_INDEX`` bit is set are re-indexed when their served vector moved by more than
@@ -41,6 +43,7 @@ class SimilarItems:
         self.index_candidates, self.popular_candidates = index_candidates, popular_candidates
         self.move_threshold, self.popular_refresh = move_threshold, popular_refresh
         self.sources = [self._index_source, self._popular_source]
+        self.terms: list = []
         self.built = False
         self._indexed = np.zeros(0, bool)  # per row: in the index
         self._popular: np.ndarray | None = None
@@ -118,6 +121,13 @@ class SimilarItems:
         per_query = np.hstack(per_query) if per_query else np.zeros((queries.size, 0), np.int64)
         return per_query, np.unique(np.concatenate(shared)) if shared else np.zeros(0, np.int64)
 
+    def add_terms(self, queries: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> None:
+        """Add every extra score term (:attr:`terms`) to ``scores`` in place."""
+        for term in self.terms:
+            extra = term(queries, candidates)
+            if extra is not None:
+                scores += extra
+
     def top(self, arrays, queries: np.ndarray, k: int, settings, now: float) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` candidates of each query by the full score: (rows, scores), both (q, k), best
         first; rows -1 (score -inf) where fewer than ``k`` candidates were left."""
@@ -126,6 +136,7 @@ class SimilarItems:
         scores = np.hstack([score_candidates(arrays, queries, per_query, settings, now),
                             score_candidates(arrays, queries, shared, settings, now)])
         candidates = np.hstack([per_query, np.broadcast_to(shared, (queries.size, shared.size))])
+        self.add_terms(queries, candidates, scores)
         order = np.argsort(candidates, axis=1, kind="stable")
         candidates, scores = np.take_along_axis(candidates, order, axis=1), np.take_along_axis(scores, order, axis=1)
         invalid = candidates == queries[:, None]

@@ -26,6 +26,7 @@ from streamer.core.random import new_state
 from streamer.core.sessions import UserTable, session_weights
 from streamer.core.settings import TrainerSettings
 from streamer.core.sgns import DIRTY_SERVED, ITEM_LIVE
+from streamer.core.attributes import AttributeAffinity
 from streamer.core.similar_items import SimilarItems
 from streamer.core.similarity import score_candidates, served_vectors, top_k
 from streamer.events import InvalidRecord, parse_catalog_update
@@ -73,6 +74,10 @@ class Trainer(BatchLearning):
         self._overlap = Overlap()
         start_tracking(self)  # deltas count from here (a checkpoint store writes a base snapshot first)
         self._similar = SimilarItems(settings.vector_size, seed=settings.seed)
+        self._affinity = AttributeAffinity(lambda: (self._items, self._replay.pairs), settings.attribute_weight,
+                                           seed=settings.seed)
+        self._similar.sources.append(self._affinity.source)  # the catalog: leaders of the query's attributes
+        self._similar.terms.append(self._attribute_term)
 
     # ---- learning -------------------------------------------------------------------------------------
 
@@ -232,6 +237,7 @@ class Trainer(BatchLearning):
         for start in range(0, queries.size, EXACT_CHUNK):
             chunk = queries[start:start + EXACT_CHUNK]
             matrix = score_candidates(self._items.arrays, chunk, candidates, self.settings, self._watermark)
+            self._similar.add_terms(chunk, candidates, matrix)
             for offset, query in enumerate(chunk.tolist()):
                 row_scores = matrix[offset]
                 row_scores[candidates == query] = -np.inf
@@ -239,6 +245,10 @@ class Trainer(BatchLearning):
                 rows[start + offset, :len(best)] = candidates[best]
                 scores[start + offset, :len(best)] = row_scores[best]
         return rows, scores
+
+    def _attribute_term(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+        """The catalog's score term (:mod:`streamer.core.attributes`), its lift measured on the stream."""
+        return self._affinity.term(queries, candidates, self._affinity.refresh(self._event_count))
 
     def user_vector(self, user: str) -> np.ndarray | None:
         """Mean of the open session's item vectors, weighted by ``user_decay ** age``; None if unknown."""

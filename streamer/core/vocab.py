@@ -62,33 +62,38 @@ def clear_rows(arrays: ItemArrays, rows) -> None:
 
 
 class Leaders:
-    """The up to ``LEADERS`` rows of one attribute with the highest counts (counts read live: they only grow).
+    """The up to ``LEADERS`` rows of one attribute ranked first by (count, lower row first), counts read live.
 
-    ``floor`` is a lower bound of the lowest leader's count, so most offers cost one comparison."""
+    Counts only grow, so offering every row whose count changed keeps exactly the top rows whatever the history:
+    a checkpoint reload (which offers every row once) finds the same leaders. A released leader leaves a hole
+    that only the whole attribute can fill: the leaders are then ``stale`` and rebuilt from the members at the
+    next read (O(attribute size), once per release, not per upsert). ``floor`` is the lowest leader's count, so
+    most offers cost one comparison."""
 
-    __slots__ = ("rows", "floor")
+    __slots__ = ("rows", "floor", "stale")
 
     def __init__(self):
         self.rows: list[int] = []
         self.floor = -1
+        self.stale = False
 
     def offer(self, row: int, count: int, counts: np.ndarray) -> None:
         if len(self.rows) < LEADERS:
             if row not in self.rows:
                 self.rows.append(row)
+                self.floor = int(min(counts[self.rows]))
             return
-        if count <= self.floor or row in self.rows:
+        if count < self.floor or row in self.rows:
             return
-        weakest = min(range(LEADERS), key=lambda index: counts[self.rows[index]])
-        self.floor = int(counts[self.rows[weakest]])
-        if count > self.floor:
+        weakest = min(range(LEADERS), key=lambda index: (counts[self.rows[index]], -self.rows[index]))
+        if (count, -row) > (counts[self.rows[weakest]], -self.rows[weakest]):
             self.rows[weakest] = row
-            self.floor = int(min(counts[self.rows]))
+        self.floor = int(min(counts[self.rows]))
 
     def discard(self, row: int) -> None:
         if row in self.rows:
             self.rows.remove(row)
-            self.floor = -1
+            self.stale = True
 
 
 class ItemTable:
@@ -192,7 +197,7 @@ class ItemTable:
             leaders = self.leaders.get(pair)
             if leaders is not None:
                 leaders.discard(row)
-                if not leaders.rows:
+                if pair not in self.attribute_index:
                     del self.leaders[pair]
 
     def offer(self, rows: np.ndarray) -> None:
@@ -216,14 +221,26 @@ class ItemTable:
         attributes first, then most frequent (ties: lowest row). Reads only the leaders (O(LEADERS) per attribute)."""
         shared: dict[int, int] = {}
         for pair in attributes.items():
-            leaders = self.leaders.get(pair)
-            for row in leaders.rows if leaders is not None else ():
+            for row in self.leaders_of(pair):
                 shared[row] = shared.get(row, 0) + 1
         arrays = self.arrays
         candidates = [(-matches, -int(arrays.counts[row]), row) for row, matches in shared.items()
                       if arrays.status[row] == ITEM_LIVE and arrays.counts[row] > 0]
         candidates.sort()
         return np.array([row for _, _, row in candidates[:limit]], dtype=np.int32)
+
+    def leaders_of(self, pair: tuple[str, str]) -> list[int]:
+        """The leader rows of one attribute (rebuilt here from its members after a leader was released)."""
+        leaders = self.leaders.get(pair)
+        if leaders is None:
+            return []
+        if leaders.stale:
+            rows = [self.rows[item] for item in self.attribute_index.get(pair, ()) if item in self.rows]
+            counts = self.arrays.counts
+            rows.sort(key=lambda row: (-counts[row], row))
+            leaders.rows, leaders.stale = rows[:LEADERS], False
+            leaders.floor = int(min(counts[leaders.rows])) if leaders.rows else -1
+        return leaders.rows
 
     def live_rows(self) -> np.ndarray:
         """Rows whose vectors are served, in row order."""
