@@ -174,6 +174,7 @@ def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items.free = list(meta["item_free"])
     for item, attributes in meta["attributes"].items():
         items.set_attributes(item, attributes)
+    items.offer(rows)  # counts written directly: the attributes' leaders follow (as after a learned batch)
     items.retired.update(meta["retired_added"])
     items.retired.difference_update(meta["retired_removed"])
     _apply_users(trainer._users, meta, arrays)

@@ -92,7 +92,7 @@ def test_first_event_without_context_keeps_the_prior_only_when_it_weighs_somethi
     assert not np.allclose(restarted.vector("n"), prior, rtol=0.1)  # a new random start, as a new item alone gets
 
 
-def _category_sessions(same_category: bool, sessions: int = 300) -> list[tuple[str, str, float]]:
+def _category_sessions(same_category: bool, sessions: int = 300, size: int = 10) -> list[tuple[str, str, float]]:
     rng = np.random.default_rng(5)
     events, ts = [], 0.0
     for session in range(sessions):
@@ -100,15 +100,15 @@ def _category_sessions(same_category: bool, sessions: int = 300) -> list[tuple[s
         for step in range(3):
             category = first if same_category else int(rng.integers(0, 4))
             ts += 1.0
-            events.append((f"s{session}", f"c{category}_i{int(rng.integers(0, 10))}", ts))
+            events.append((f"s{session}", f"c{category}_i{int(rng.integers(0, size))}", ts))
         ts += 4000.0
     return events
 
 
-def _catalogued(weight: float = 1.0) -> Trainer:
-    trainer = Trainer(vector_size=16, seed=1, attribute_weight=weight)
+def _catalogued(weight: float = 1.0, size: int = 10, **knobs) -> Trainer:
+    trainer = Trainer(vector_size=16, seed=1, attribute_weight=weight, **knobs)
     trainer.catalog([{"op": "upsert", "item": f"c{category}_i{index}", "attrs": {"category": str(category)}}
-                     for category in range(4) for index in range(10)])
+                     for category in range(4) for index in range(size)])
     return trainer
 
 
@@ -136,3 +136,34 @@ def test_most_similar_promotes_the_frequent_items_of_the_query_category_by_the_m
     assert same >= 5 and before <= 2  # the query's own vector is a random start: only its category speaks for it
     exact = trainer.most_similar("c0_new", 10, exact=True)
     assert [item for item, _ in exact][:5] == [item for item, _ in trainer.most_similar("c0_new", 10)][:5]
+
+
+def _leaders(trainer: Trainer) -> dict:
+    items = trainer._items
+    return {pair: sorted(items.leaders_of(pair)) for pair in items.leaders}
+
+
+def test_prior_weights_and_leaders_survive_a_checkpoint_and_base_plus_deltas(tmp_path):
+    from streamer.core import delta
+    from streamer.core.persistence import restore_state, trainer_state
+
+    live = _catalogued(prior_weight=1.0, size=3 * LEADERS)  # more members than leaders: who leads depends on counts
+    live.learn(_category_sessions(same_category=True, sessions=60, size=3 * LEADERS))
+    meta, arrays = trainer_state(live, snapshot=True)
+    restored = Trainer.__new__(Trainer)
+    restore_state(restored, meta, {name: value.copy() for name, value in arrays.items()})
+    delta.start_tracking(live)
+    before = _leaders(live)
+    live.learn(_category_sessions(same_category=False, sessions=400, size=3 * LEADERS))
+    assert _leaders(live) != before  # counts moved: the leaders changed
+    live.catalog([{"op": "upsert", "item": "announced", "attrs": {"category": "2"}}])
+    assert live._items.arrays.prior[live._items.rows["announced"]] == 1.0
+    delta.apply(restored, *delta.collect(live))
+    live.save(tmp_path / "full.ckpt")
+    loaded = Trainer.load(tmp_path / "full.ckpt")
+    for other in (restored, loaded):
+        assert _leaders(other) == _leaders(live)
+        row = live._items.rows["announced"]
+        assert other._items.arrays.prior[row] == live._items.arrays.prior[row]
+        assert other._affinity.measure() == live._affinity.measure()
+        assert other.most_similar("c1_i1", 5) == live.most_similar("c1_i1", 5)
