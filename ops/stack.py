@@ -1,11 +1,13 @@
 """Start and stop the embedded local stack (Tansu broker + redis-server) from the shell.
 
-    python ops/stack.py up               # foreground: prints addresses, Ctrl-C stops both
-    python ops/stack.py start            # background: writes the PIDs and addresses to a state file
-    eval "$(python ops/stack.py env)"    # export STREAMER_BOOTSTRAP_SERVERS / STREAMER_REDIS_URL
-    python ops/stack.py stop             # stops exactly the PIDs in the state file
+    python3 ops/stack.py up              # foreground: prints addresses; Ctrl-C, SIGTERM or SIGHUP stops both
+    python3 ops/stack.py start           # background: writes the PIDs and addresses to a state file
+    eval "$(python3 ops/stack.py env)"   # export STREAMER_BOOTSTRAP_SERVERS / STREAMER_REDIS_URL
+    python3 ops/stack.py stop            # stops exactly the PIDs in the state file
 
-The state file is ``$STREAMER_STACK_STATE`` or ``.streamer-stack.json`` in the working directory.
+The state file is ``$STREAMER_STACK_STATE`` or ``.streamer-stack.json`` in the working directory; the
+servers started by ``start`` log next to it (``.streamer-stack-logs/``, removed by ``stop``). From a fresh
+clone (the package not installed) the script re-runs itself with ``./.venv`` (``bash ops/dev.sh python``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = Path(os.environ.get("STREAMER_STACK_STATE", ".streamer-stack.json"))
+LOG_DIR = STATE_FILE.with_name(STATE_FILE.stem + "-logs")  # the servers' logs of `start`, removed by `stop`
 
 
 def _import_local_stack():
@@ -61,24 +65,32 @@ def _is_ours(pid: int, binary: str) -> bool:
 
 
 def command_up(_: argparse.Namespace) -> int:
-    with _import_local_stack()() as stack:
+    """Foreground until Ctrl-C, SIGTERM or SIGHUP (exit 0: the way to stop it) or until a server exits."""
+    local_stack = _import_local_stack()
+    from streamer.interrupts import Stops
+
+    with Stops("stack.py", exit_code=0) as stops:
+        stack = local_stack()
+        stops.add("stack", lambda: stack.stop() or "stopped the broker and redis-server")
+        stack.start()
         print(stack.describe(), flush=True)
         print(f"export STREAMER_BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
         print(f"export STREAMER_REDIS_URL={stack.redis_url}")
         print("Ctrl-C stops both.", flush=True)
-        try:
-            while stack.broker.process.poll() is None and stack.redis.process.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-    return 0
+        while stack.broker.process.poll() is None and stack.redis.process.poll() is None:
+            time.sleep(0.5)
+        with stops.cleaning_up():
+            stops.remove("stack")
+            stack.stop()
+    print("stack.py: a server exited: stopped the broker and redis-server", file=sys.stderr)
+    return 1
 
 
 def command_start(_: argparse.Namespace) -> int:
     if STATE_FILE.exists():
         print(f"a stack is already recorded in {STATE_FILE}; run 'stop' first", file=sys.stderr)
         return 1
-    stack = _import_local_stack()()
+    stack = _import_local_stack()(log_dir=LOG_DIR, tied=False)  # outlives this command, until `stop`
     stack.start_broker()
     stack.start_redis()
     state = {
@@ -111,6 +123,7 @@ def command_stop(_: argparse.Namespace) -> int:
         else:
             print(f"{entry['name']} (pid {entry['pid']}) was not running")
     STATE_FILE.unlink()
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
     return 0
 
 
@@ -119,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"up": command_up, "start": command_start, "env": command_env, "stop": command_stop}
     parser.add_argument("action", choices=commands)
     args = parser.parse_args(argv)
-    return commands[args.action](args)
+    sys.path.insert(0, str(ROOT))
+    from streamer.errors import StreamerError
+
+    try:
+        return commands[args.action](args)
+    except StreamerError as error:
+        print(f"stack.py: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

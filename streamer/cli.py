@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from streamer import __version__
 from streamer.errors import StreamerError
@@ -51,8 +53,18 @@ def _build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_early_stop_signals() -> None:
+    """Until the daemon installs its own handlers, SIGTERM/SIGINT are recorded (commands.run.EARLY_SIGNALS)."""
+    from streamer.commands import run
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, _frame: run.EARLY_SIGNALS.append(signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"] and threading.current_thread() is threading.main_thread():
+        _keep_early_stop_signals()
     try:
         parser = _build_parser(argv)
         args = parser.parse_args(argv)

@@ -3,6 +3,10 @@
 Used by ``streamer demo``, by ``python ops/stack.py`` and by the integration-test fixtures.
 It starts each server on a free port, waits until it answers, and stops exactly the processes it
 started (by PID) — on ``stop()``, on leaving the ``with`` block, on Ctrl-C and at interpreter exit.
+Servers run in their own session (a terminal's Ctrl-C reaches only the parent, which stops them in
+order) and, on Linux, receive SIGTERM if the parent dies without stopping them (``tied=False`` for a
+stack meant to outlive its parent, as ``ops/stack.py start``). Without ``log_dir`` the logs go to a
+temporary folder that ``stop()`` removes.
 
 >>> with LocalStack() as stack:                      # doctest: +SKIP
 ...     print(stack.bootstrap_servers, stack.redis_url)
@@ -23,7 +27,8 @@ from pathlib import Path
 
 from streamer.errors import StreamerError
 
-__all__ = ["LocalStack", "ManagedProcess", "StackError", "find_redis_server", "find_tansu", "free_port", "stop_process"]
+__all__ = ["LocalStack", "ManagedProcess", "StackError", "find_redis_server", "find_tansu", "free_port",
+           "spawn_child", "stop_process"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -88,6 +93,40 @@ def _wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: flo
     raise StackError(f"{name} did not answer on {LOOPBACK}:{port} within {timeout:.0f} s")
 
 
+def _die_with_parent(parent: int):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies (Linux ``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the parent's stop() and atexit still stop it
+        return None
+
+    def tie() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the tie was made
+            os._exit(1)
+
+    return tie
+
+
+def spawn_child(command: list[str], log_path: Path, tied: bool = True, **options) -> subprocess.Popen:
+    """Start ``command`` in its own session with stdout and stderr to ``log_path``; ``tied``: SIGTERM it when
+    this process dies."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()) if tied else None,
+                                **options)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty)"
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> int:
     """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; returns the exit code."""
     if process.poll() is None:
@@ -124,8 +163,10 @@ class LocalStack:
 
     start_timeout: float = 20.0
     log_dir: Path | None = None
+    tied: bool = True
     broker: ManagedProcess | None = field(default=None, init=False)
     redis: ManagedProcess | None = field(default=None, init=False)
+    _own_log_dir: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -136,15 +177,20 @@ class LocalStack:
         return f"redis://{LOOPBACK}:{self.redis.port}/0" if self.redis else ""
 
     def _spawn(self, name: str, command: list[str], port: int) -> ManagedProcess:
-        log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="streamer-stack-"))
+        if self.log_dir is None and self._own_log_dir is None:
+            self._own_log_dir = Path(tempfile.mkdtemp(prefix="streamer-stack-"))
+        log_dir = self.log_dir or self._own_log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
+        log_path.unlink(missing_ok=True)
         began = time.monotonic()
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = spawn_child(command, log_path, tied=self.tied)
         managed = ManagedProcess(name, port, process, 0.0, log_path)
         try:
             _wait_for_port(port, process, name, self.start_timeout)
+        except StackError as error:
+            managed.stop()
+            raise StackError(f"{error}; its log ends with: {_tail(log_path)}") from None
         except BaseException:
             managed.stop()
             raise
@@ -191,6 +237,13 @@ class LocalStack:
         for managed in (self.redis, self.broker):
             if managed is not None:
                 managed.stop()
+        if self._own_log_dir is not None:
+            shutil.rmtree(self._own_log_dir, ignore_errors=True)
+            self._own_log_dir = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [managed.pid for managed in (self.broker, self.redis) if managed is not None]
 
     def describe(self) -> str:
         parts = []

@@ -203,6 +203,17 @@ def _open_producer(bootstrap_servers: str, topic: str, connect_timeout: float, e
         raise _kafka_error(error, bootstrap_servers, topic) from None
 
 
+def _close_producer(producer, clean: bool) -> None:
+    """Close the producer; after a failure or an interrupt, drop what is unsent without raising over it."""
+    from kafka.errors import KafkaError
+
+    try:
+        producer.close(timeout=10 if clean else 0)
+    except KafkaError:  # close(timeout=0) raises KafkaTimeoutError for unsent messages
+        if clean:
+            raise
+
+
 def produce_events(
     bootstrap_servers: str,
     topic: str,
@@ -249,4 +260,4 @@ def produce_events(
     except KafkaError as error:
         raise _kafka_error(error, bootstrap_servers, topic) from None
     finally:
-        producer.close(timeout=10 if clean else 0)
+        _close_producer(producer, clean)

@@ -4,12 +4,16 @@ Starts a Tansu broker and a redis-server on free loopback ports, starts the real
 (``streamer run``) as a subprocess, announces the catalog, replays a shared data set through Kafka,
 waits until the daemon has committed every offset, announces a brand-new item and shows its vector
 land in Redis before its first interaction, prints similar items read back from Redis with
-:class:`streamer.lookup.Lookup`, then stops the daemon (SIGTERM) and the stack. Nothing is left running.
+:class:`streamer.lookup.Lookup`, then stops the daemon (SIGTERM) and the stack. Nothing is left running:
+SIGINT (Ctrl-C), SIGTERM or SIGHUP at any step stops the daemon, the broker and redis-server, says so in
+one line and exits with 128 + the signal number. The temporary folder (checkpoint, logs) is removed, unless
+the demo failed (then its path is printed) or ``--workdir`` named it.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +24,7 @@ import orjson
 
 from streamer.datasets import load_events, resolve_dataset
 from streamer.errors import StreamerError
+from streamer.interrupts import Stops
 
 HELP = "run the whole pipeline on the embedded local stack (broker + Redis + daemon) and show results"
 DESCRIPTION = __doc__
@@ -63,37 +68,56 @@ def _start_daemon(stack, workdir: Path, topic: str, catalog_topic: str) -> tuple
         "--session-timeout-ms", "6000", "--heartbeat-interval-ms", "2000", "--status-interval", "3",
         "--neighbours-interval", "1", "--neighbours-batch", "5000",
     ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return process, log_path
+    from streamer.localstack import spawn_child
+
+    # its own session: a Ctrl-C in the terminal reaches only the demo, which stops the daemon once (SIGTERM)
+    return spawn_child(command, log_path), log_path
 
 
-def _wait_for_daemon(daemon: subprocess.Popen, bootstrap: str, topic: str, produced: int, timeout: float) -> float:
+def _wait_for_daemon(daemon: subprocess.Popen, log_path: Path, bootstrap: str, topic: str, produced: int,
+                     timeout: float) -> float:
     from kafka import KafkaConsumer
 
     # reads the demo group's committed offsets; never subscribes, so it never joins the group
     offsets = KafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False)
     try:
-        return _wait_for_commits(daemon, offsets, topic, produced, timeout)
+        return _wait_for_commits(daemon, log_path, offsets, topic, produced, timeout)
     finally:
         offsets.close()
 
 
-def _wait_for_commits(daemon: subprocess.Popen, offsets, topic: str, produced: int, timeout: float) -> float:
+def _compile_seconds(log_path: Path) -> float | None:
+    """The daemon's ``engine_compiled seconds=...`` from its log, once it has compiled its kernels."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if " engine_compiled " in line:
+            return float(line.split("seconds=", 1)[1].split()[0])
+    return None
+
+
+def _wait_for_commits(daemon: subprocess.Popen, log_path: Path, offsets, topic: str, produced: int,
+                      timeout: float) -> float:
     from streamer.io.kafka_source import committed_total
 
     began = time.monotonic()
-    last_print = 0.0
+    last_print, compiled = 0.0, None
     while True:
         if daemon.poll() is not None:
-            raise StreamerError(f"the daemon exited with code {daemon.returncode}; see its log")
+            raise StreamerError(f"the daemon exited with code {daemon.returncode}; see its log {log_path}")
         committed = committed_total(offsets, topic)
         elapsed = time.monotonic() - began
         if committed >= produced:
             print(f"   daemon committed {committed:,}/{produced:,} offsets after {elapsed:.1f} s", flush=True)
             return elapsed
+        if compiled is None:
+            compiled = _compile_seconds(log_path)
+            if compiled is not None:
+                print(f"   daemon compiled its kernels in {compiled:.1f} s; now learning", flush=True)
         if elapsed - last_print >= 3:
-            print(f"   daemon committed {committed:,}/{produced:,} offsets ...", flush=True)
+            if compiled is None:
+                print("   daemon is compiling its numba kernels before it reads Kafka (about 15 s the first time, "
+                      "under a second once cached) ...", flush=True)
+            else:
+                print(f"   daemon committed {committed:,}/{produced:,} offsets ...", flush=True)
             last_print = elapsed
         if elapsed > timeout:
             raise StreamerError(f"the daemon did not catch up within {timeout:.0f} s ({committed}/{produced})")
@@ -168,6 +192,28 @@ def _popular_items(events, count: int) -> list[str]:
 
 
 def run(args) -> int:
+    """The demo, with everything it starts registered in :class:`Stops` so that a stop signal stops it."""
+    own_workdir = args.workdir is None
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="streamer-demo-"))
+    with Stops("streamer demo") as stops:
+        if own_workdir:
+            stops.add("workdir", lambda: shutil.rmtree(workdir, ignore_errors=True) or "removed its temporary folder")
+        try:
+            code = _run_demo(args, workdir, stops)
+        except BaseException:
+            stops.remove("workdir")
+            print(f"streamer demo: kept the daemon log and checkpoint in {workdir}", file=sys.stderr, flush=True)
+            raise
+        with stops.cleaning_up():
+            stops.remove("workdir")
+            if code == 0 and own_workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            elif code != 0:
+                print(f"streamer demo: kept the daemon log and checkpoint in {workdir}", flush=True)
+    return code
+
+
+def _run_demo(args, workdir: Path, stops: Stops) -> int:
     from streamer.localstack import LocalStack, stop_process
     from streamer.lookup import Lookup
     from streamer.replay import ensure_topic, format_progress, produce_events
@@ -175,17 +221,21 @@ def run(args) -> int:
     kind, folder = resolve_dataset(args.dataset)
     events = load_events(kind, limit=args.limit)
     movies = _movie_catalog(folder) if kind == "movielens" else {}
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="streamer-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"streamer demo: {len(events):,} {kind} events through Kafka -> online Item2vec -> Redis")
 
     _step("1/6 starting the embedded local stack")
-    with LocalStack(log_dir=workdir / "stack") as stack:
+    stack = LocalStack(log_dir=workdir / "stack")
+    stops.add("stack", lambda: stack.stop() or "stopped the broker and redis-server")
+    try:
+        stack.start()
         print(f"   {stack.describe()}")
         topic, catalog_topic = "events", "catalog"
         ensure_topic(stack.bootstrap_servers, topic, args.partitions)
         ensure_topic(stack.bootstrap_servers, catalog_topic, 1)
-        daemon, log_path = _start_daemon(stack, workdir, topic, catalog_topic)
+        with stops.cleaning_up():  # a signal while it starts is handled once the daemon can be stopped
+            daemon, log_path = _start_daemon(stack, workdir, topic, catalog_topic)
+            stops.add("daemon", lambda: f"stopped the daemon (exit code {stop_process(daemon, timeout=60)})")
         try:
             print(f"   daemon: pid {daemon.pid}, log {log_path}")
             if movies:
@@ -200,7 +250,7 @@ def run(args) -> int:
             print(f"   {stats.messages:,} messages in {stats.seconds:.1f} s ({stats.messages_per_second:,.0f}/s)")
 
             _step("4/6 waiting until the daemon has learned and committed every event")
-            _wait_for_daemon(daemon, stack.bootstrap_servers, topic, stats.messages, args.timeout)
+            _wait_for_daemon(daemon, log_path, stack.bootstrap_servers, topic, stats.messages, args.timeout)
 
             lookup = Lookup(stack.redis_url, namespace=NAMESPACE)
             meta = lookup.meta()
@@ -212,13 +262,23 @@ def run(args) -> int:
             print("   its vector was in Redis after " + (f"{landed * 1000:.0f} ms" if landed else "(not within 10 s)"))
 
             _step("6/6 similar items, read back from Redis")
+            print("   score = the model's similarity of the two items (Trainer.most_similar): the dot products of "
+                  "their\n   vectors (in.out + out.in)/2 + 8 x their cosine + 1.25 x log(1 + the neighbour's recent "
+                  "count).\n   Higher is closer; compare scores within one list, not across lists.")
             showcase = [m for m in SHOWCASE_MOVIES if m in movies] if movies else _popular_items(events, args.show)
             _show_similar(lookup, showcase[: args.show] + ["new-animated-film"], movies, args.k)
             p50, p99 = _lookup_latency(lookup, showcase or ["missing"])
             print(f"\n   Lookup.vector latency over loopback: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
             lookup.close()
         finally:
-            code = stop_process(daemon, timeout=60)
-            print(f"\n== daemon stopped with exit code {code}; stopping the local stack")
-    print(f"done. Daemon log and checkpoint: {workdir}")
+            with stops.cleaning_up():
+                stops.remove("daemon")
+                code = stop_process(daemon, timeout=60)
+        print(f"\n== daemon stopped with exit code {code}; stopping the local stack")
+    finally:
+        with stops.cleaning_up():
+            stops.remove("stack")
+            stack.stop()
+    print("done: the daemon, the broker and redis-server are stopped" + ("" if args.workdir else
+          "; the temporary folder is removed (--workdir DIR keeps the checkpoint and logs)"))
     return 0 if code == 0 else 1

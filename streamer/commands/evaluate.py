@@ -129,7 +129,7 @@ def _served_results(args: argparse.Namespace, split, upserts=None) -> list:
     started = time.perf_counter()
     print(f"served path: daemon + Kafka + Redis for {', '.join(wanted)}", file=sys.stderr, flush=True)
     with path:
-        print(f"  daemon log: {path.log_path}", file=sys.stderr, flush=True)
+        print(f"  daemon log: {path.log_path} (removed at the end unless the run fails)", file=sys.stderr, flush=True)
         results = kafka_models.evaluate_in_step([classes[name](path) for name in wanted], split,
                                                 progress=_progress(sys.stderr), upserts=upserts)
     print(f"served path: done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)

@@ -6,6 +6,10 @@ import argparse
 
 from streamer import config
 
+# Stop signals that arrived while the daemon's modules loaded (a second or two): kept, not fatal, so the
+# daemon starts stopped and exits 0, as a supervisor that stops it at once expects. See cli.main.
+EARLY_SIGNALS: list[int] = []
+
 HELP = "run the daemon: consume events from Kafka, learn, publish fresh vectors to Redis"
 DESCRIPTION = (
     "Consume interaction events (and catalog updates) from Kafka, learn item vectors online and keep "
@@ -26,4 +30,6 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     daemon = Daemon(settings)
     daemon.install_signal_handlers()
+    if EARLY_SIGNALS:
+        daemon.request_stop()
     return daemon.run()

@@ -27,6 +27,7 @@ second model query a daemon that had already learned the future).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ class ServedPath:
         self.seed, self.timeout, self.quiet_seconds = seed, timeout, quiet_seconds
         self.engine_knobs = dict(engine_knobs or {})
         self.bootstrap_servers, self.redis_url = bootstrap_servers, redis_url
+        self.own_workdir = workdir is None  # a temporary folder: removed by close() unless the daemon failed
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="streamer-served-"))
         name = f"eval{uuid.uuid4().hex[:10]}"
         self.topic, self.group, self.namespace = name, f"{name}-group", name
@@ -92,7 +94,7 @@ class ServedPath:
             self.daemon = self._spawn_daemon()
             self._connect()
         except BaseException:
-            self.close()
+            self.close(failed=True)
             raise
         return self
 
@@ -104,8 +106,9 @@ class ServedPath:
         command = [sys.executable, "-m", "streamer", "run"]
         for name, value in flags.items():
             command.extend(["--" + name.replace("_", "-"), str(value)])
-        with open(self.log_path, "ab") as log:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        from streamer.localstack import spawn_child
+
+        return spawn_child(command, self.log_path)
 
     def _connect(self) -> None:
         import redis
@@ -119,8 +122,9 @@ class ServedPath:
         self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=self.group,
                                       enable_auto_commit=False)
 
-    def close(self) -> int | None:
-        """Stop the daemon (SIGTERM, then kill), the clients and the stack this instance started."""
+    def close(self, failed: bool = False) -> int | None:
+        """Stop the daemon (SIGTERM, then kill), the clients and the stack this instance started; remove its
+        temporary folder unless ``failed`` or the daemon did not exit 0 (then say where it is kept)."""
         from streamer.localstack import stop_process
 
         code = None if self.daemon is None else stop_process(self.daemon, timeout=60)
@@ -130,13 +134,18 @@ class ServedPath:
         if self.stack is not None:
             self.stack.stop()
         self.daemon = self._offsets = self._redis = self.stack = None
+        if self.own_workdir and self.workdir.exists():
+            if code in (0, None) and not failed:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            else:
+                print(f"served path: the daemon's log and checkpoint are kept in {self.workdir}", file=sys.stderr)
         return code
 
     def __enter__(self) -> "ServedPath":
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(failed=exc_type is not None and not issubclass(exc_type, KeyboardInterrupt))
 
     # -- learning ---------------------------------------------------------------------------------
     def learn(self, events: list[Event]) -> None:

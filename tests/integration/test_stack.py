@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -10,6 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 
 from streamer.localstack import LocalStack
 from tests.conftest import CONSUMER_TEST_SETTINGS
+from tests.integration.daemon_support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +78,18 @@ def test_stack_stops_when_the_body_fails(tmp_path):
             processes = (stack.broker.process, stack.redis.process)
             raise RuntimeError("test failure inside the stack")
     assert all(process.poll() is not None for process in processes)
+
+
+def test_a_stack_without_a_log_dir_removes_its_temporary_folder_and_a_served_path_its_own(
+        tmp_path, monkeypatch, kafka_bootstrap, redis_url):
+    from streamer.evaluation.kafka_models import ServedPath
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    with LocalStack() as stack:
+        assert [path.name[:15] for path in tmp_path.iterdir()] == ["streamer-stack-"]
+        assert Path(stack.broker.log_path).parent.parent == tmp_path
+    with ServedPath(bootstrap_servers=kafka_bootstrap, redis_url=redis_url) as served:
+        assert served.workdir.parent == tmp_path and served.workdir.is_dir()
+        wait_for(lambda: "engine_compiled" in served.log_path.read_text(), 60, "the daemon to start")
+    assert list(tmp_path.iterdir()) == []
