@@ -26,6 +26,7 @@ COMMANDS = {
     "export": "streamer.commands.export",
     "eval": "streamer.commands.evaluate",
     "bench": "streamer.commands.bench",
+    "soak": "streamer.commands.soak",
 }
 
 

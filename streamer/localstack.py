@@ -216,8 +216,15 @@ class LocalStack:
         self.broker = self.start_broker(port)
         return self.broker
 
-    def start_redis(self) -> ManagedProcess:
-        port = free_port()
+    def restart_redis(self) -> ManagedProcess:
+        """Stop redis-server and start a new, empty one on the same port (nothing is persisted)."""
+        port = self.redis.port
+        self.redis.stop()
+        self.redis = self.start_redis(port)
+        return self.redis
+
+    def start_redis(self, port: int | None = None) -> ManagedProcess:
+        port = port or free_port()
         command = [find_redis_server(), "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
                    "--protected-mode", "yes", "--daemonize", "no"]
         self.redis = self._spawn("redis", command, port)

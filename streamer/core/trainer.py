@@ -291,6 +291,12 @@ class Trainer(BatchLearning):
     def item_count(self) -> int:
         return int(np.count_nonzero(self._items.arrays.status == ITEM_LIVE))
 
+    def item_counts(self) -> dict[str, int]:
+        """Events counted per known item, cumulative over the stream (audits: ``streamer soak`` compares them
+        with what it produced)."""
+        counts = self._items.arrays.counts
+        return {item: int(counts[row]) for item, row in self._items.rows.items()}
+
     @property
     def open_session_count(self) -> int:
         return self._users.open_count(self._watermark, self.settings.session_gap)
