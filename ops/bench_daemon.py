@@ -81,6 +81,9 @@ def _paced_producer(bootstrap: str, topic: str, rate: float, seconds: float) -> 
     producer.close()
 
 
+PROC_RESOLUTION = 5 / os.sysconf("SC_CLK_TCK")  # fewer ticks than this is not a measure
+
+
 def process_cpu_seconds(pid: int | None) -> float | None:
     """User + system processor seconds of process ``pid`` so far (Linux ``/proc``); None where unreadable."""
     if pid is None:
@@ -92,9 +95,10 @@ def process_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _per_event(cpu_before: float | None, cpu_after: float | None, events: int) -> float | None:
-    """Processor seconds per event between two readings (None when either is missing)."""
-    if cpu_before is None or cpu_after is None or events <= 0:
+def _per_event(cpu_before: float | None, cpu_after: float | None, events: int, resolution: float = 0.0) -> float | None:
+    """Processor seconds per event between two readings; None when either is missing or the difference is
+    below ``resolution`` (``/proc`` counts clock ticks: a short run of a process that read ahead shows 0.00)."""
+    if cpu_before is None or cpu_after is None or events <= 0 or cpu_after - cpu_before < resolution:
         return None
     return (cpu_after - cpu_before) / events
 
@@ -177,7 +181,7 @@ def daemon_rate(stack: LocalStack, topic: str, count: int, state: Path) -> dict:
     thread.join()
     return {"events_per_second": (count - first) / elapsed, "replayed_pairs": replayed,
             "learner_cpu_per_event": _per_event(cpu_began[0], cpu_ended[0], count - first),
-            "fetcher_cpu_per_event": _per_event(cpu_began[1], cpu_ended[1], count - first)}
+            "fetcher_cpu_per_event": _per_event(cpu_began[1], cpu_ended[1], count - first, PROC_RESOLUTION)}
 
 
 def learning_alone(settings, count: int) -> tuple[float, float]:
@@ -292,7 +296,7 @@ def _microseconds(section: dict) -> str:
     learner = section["daemon_learner_cpu_seconds_per_event"]
     fetcher = section["daemon_fetcher_cpu_seconds_per_event"]
     if fetcher is None:
-        return f"{learner * 1e6:.2f} µs"
+        return f"{learner * 1e6:.2f} µs (learning process; the fetch process's time not measured)"
     return f"{(learner + fetcher) * 1e6:.2f} µs = {learner * 1e6:.2f} (learning process) + {fetcher * 1e6:.2f} (fetch process)"
 
 

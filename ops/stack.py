@@ -100,7 +100,7 @@ def command_start(_: argparse.Namespace) -> int:
     }
     STATE_FILE.write_text(json.dumps(state, indent=2))
     print(stack.describe())
-    print(f"state in {STATE_FILE}; stop with: python ops/stack.py stop")
+    print(f"state in {STATE_FILE}; stop with: python3 ops/stack.py stop")
     return 0
 
 

@@ -31,6 +31,20 @@ HAND_MADE = {
 }
 
 
+def test_each_target_says_met_or_not_and_an_unmeasured_fetch_process_says_so():
+    import copy
+
+    document = copy.deepcopy(HAND_MADE)
+    daemon = document["sections"]["daemon"]
+    daemon.update(daemon_events_per_second=80.0, freshness_p99_seconds=1.5, daemon_fetcher_cpu_seconds_per_event=None)
+    document["sections"]["lookup"]["operations"]["vector"]["p99_us"] = 301.0
+    text = markdown_report({**document, "ratios": compute_ratios(document["sections"]), "command": "streamer bench"})
+    assert "| 80 | 100 | 0.800 | ≥ 0.9: not met |" in text
+    assert "| 1.50 of 1 s | p99 ≤ 1 s: not met |" in text and "p99 ≤ 300 µs: not met |" in text
+    assert "| 4,000.00 + not measured | 3,000.00 | n/a | - |" in text and "+ 0.00" not in text
+    assert "| n/a | 2 | - | - |" in text
+
+
 def test_ratios_and_markdown_of_a_hand_made_report():
     ratios = compute_ratios(HAND_MADE["sections"])
     assert ratios["training"] == {"streamer_vs_gensim_1_worker": 3.0, "streamer_vs_gensim_2_workers": 1.5}
@@ -43,8 +57,9 @@ def test_ratios_and_markdown_of_a_hand_made_report():
     assert ratios["lookup"] == {"vector": {"p50_vs_ping": 1.5, "p99_vs_ping": 2.5}}
     text = markdown_report({**HAND_MADE, "ratios": ratios, "command": "streamer bench"})
     assert "2 cores (Test CPU), 8.0 GiB RAM, load average 0.50 / 1.50" in text
-    assert "| 600 | 200 | 3.00x | ≥ 1.0 |" in text and "| 600 | 400 | 1.50x | ≥ 1.0 |" in text and "| 90 | 100 | 0.900 | ≥ 0.9 |" in text
-    assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x" in text
+    assert "| 600 | 200 | 3.00x | ≥ 1.0: met |" in text and "| 600 | 400 | 1.50x | ≥ 1.0: met |" in text
+    assert "| 90 | 100 | 0.900 | ≥ 0.9: met |" in text and "| 0.50 of 1 s | p99 ≤ 1 s: met |" in text
+    assert "100 / 500 ms" in text and "30 / 100 µs | 20 / 40 µs | 1.50 / 2.50x | p99 ≤ 300 µs: met |" in text
     assert "| 4,000.00 + 2,000.00 | 3,000.00 | 2.00x | - |" in text and "| 0.54 | 2 | - | - |" in text
     assert "| 70 | 100 | 0.700 | - |" in text
 
@@ -127,5 +142,15 @@ def test_scale_section_ratios_and_rows():
     assert ratios == {"checkpoint_vs_target": 0.5, "checkpoint_vs_base_bytes": 1 / 16, "largest_structure": "id_maps"}
     text = markdown_report({"machine": HAND_MADE["machine"], "sections": {"scale": {"sizes": [size]}},
                             "ratios": {"scale": {"1000": ratios}}})
-    assert "| 0.50 s | 1 MiB | 0.062 of the base | < 1 s |" in text and "| 100 | 95 | 0.050 slower | < 0.1 slower |" in text
+    assert "| 0.50 s | 1 MiB | 0.062 of the base | < 1 s: met |" in text
+    assert "| 100 | 95 | 0.050 slower | < 0.1 slower: met |" in text
     assert "id_maps 0 MiB" in text and "2.5 s (3)" in text
+
+
+def test_processor_time_below_the_clock_tick_resolution_is_not_a_measure():
+    from streamer.benchmarks.suite import load_ops
+
+    bench = load_ops("bench_daemon")
+    assert bench._per_event(10.0, 10.0, 5000, bench.PROC_RESOLUTION) is None  # a fetch process that read ahead
+    assert bench._per_event(10.0, 10.01, 5000, bench.PROC_RESOLUTION) is None  # one tick: not a measure
+    assert bench._per_event(10.0, 10.5, 5000, bench.PROC_RESOLUTION) == pytest.approx(1e-4)

@@ -112,11 +112,19 @@ def _number(value: float | None, digits: int = 0, unit: str = "") -> str:
 Row = tuple[str, str, str, str, str]  # measure, streamer, baseline, ratio, target
 
 
+def _target(text: str, value: float | None, bound: float, at_least: bool) -> str:
+    """The target with its verdict: ``"≥ 0.9: not met"`` (``"... : not measured"`` without a value)."""
+    if value is None:
+        return f"{text}: not measured"
+    met = value >= bound if at_least else value <= bound
+    return f"{text}: {'met' if met else 'not met'}"
+
+
 def _training_rows(training: dict, ratios: dict) -> list[Row]:
     ours = {"1": training["streamer_tokens_per_second"], "2": training.get("streamer_2_workers_tokens_per_second")}
     return [(f"training tokens/s, streamer Trainer(workers={workers}) vs gensim Word2Vec(sg=1, workers={workers})",
              _number(ours[workers]), _number(training["gensim_tokens_per_second"].get(workers)),
-             _number(ratios[key], 2, "x"), "≥ 1.0")
+             _number(ratios[key], 2, "x"), _target("≥ 1.0", ratios[key], 1.0, at_least=True))
             for workers, key in (("1", "streamer_vs_gensim_1_worker"), ("2", "streamer_vs_gensim_2_workers"))]
 
 
@@ -131,20 +139,24 @@ def _daemon_rows(daemon: dict, ratios: dict) -> list[Row]:
     p50, p99 = daemon["freshness_p50_seconds"], daemon["freshness_p99_seconds"]
     return [("end-to-end events/s (Kafka → Redis) vs raw kafka-python consume",
              _number(daemon["daemon_events_per_second"]), _number(daemon["raw_consume_events_per_second"]),
-             _number(ratios["daemon_vs_raw_consume"], 3), "≥ 0.9"),
+             _number(ratios["daemon_vs_raw_consume"], 3),
+             _target("≥ 0.9", ratios["daemon_vs_raw_consume"], TARGETS["daemon_vs_raw_consume"], at_least=True)),
             (f"freshness p50 / p99 at {daemon['offered_events_per_second']:,.0f} events/s offered",
              f"{_number(p50 and p50 * 1000)} / {_number(p99 and p99 * 1000)} ms", "-",
-             _number(ratios["freshness_p99_vs_target"], 2, " of 1 s"), "p99 ≤ 1 s")] + _cpu_rows(daemon, ratios)
+             _number(ratios["freshness_p99_vs_target"], 2, " of 1 s"),
+             _target("p99 ≤ 1 s", p99, TARGETS["freshness_p99_seconds"], at_least=False))] + _cpu_rows(daemon, ratios)
 
 
 def _cpu_rows(daemon: dict, ratios: dict) -> list[Row]:
-    """Processor time per event, and the cores it would fill at the throughput target (when measured)."""
-    if ratios.get("cores_needed_for_target") is None:
-        return []
-    learner, fetcher = daemon["daemon_learner_cpu_seconds_per_event"], daemon["daemon_fetcher_cpu_seconds_per_event"]
+    """Processor time per event, and the cores it would fill at the throughput target; a process whose time was
+    not measured (no ``/proc``, ``--fetcher inline``, or too little time for ``/proc``'s clock ticks) says so."""
+    learner, fetcher = daemon.get("daemon_learner_cpu_seconds_per_event"), daemon.get("daemon_fetcher_cpu_seconds_per_event")
+    if learner is None:
+        return _alone_rows(daemon, ratios)
     raw = daemon.get("raw_consume_cpu_seconds_per_event")
+    fetched = "not measured" if fetcher is None else _number(fetcher * 1e6, 2)
     return [("processor µs per event: daemon (learning + fetch process) vs raw kafka-python consume",
-             f"{_number(learner * 1e6, 2)} + {_number(fetcher * 1e6, 2)}", _number(raw and raw * 1e6, 2),
+             f"{_number(learner * 1e6, 2)} + {fetched}", _number(raw and raw * 1e6, 2),
              _number(ratios["cpu_per_event_vs_raw_consume"], 2, "x"), "-"),
             ("cores the daemon needs at 0.9 of the raw rate (vs cores on this machine)",
              _number(ratios["cores_needed_for_target"], 2), _number(daemon.get("cores")), "-", "-")] + _alone_rows(daemon, ratios)
@@ -164,7 +176,8 @@ def _lookup_rows(lookup: dict, ratios: dict) -> list[Row]:
     return [(f"lookup `{name}` p50 / p99 vs redis-py PING", f"{stats['p50_us']:.0f} / {stats['p99_us']:.0f} µs",
              f"{ping['p50_us']:.0f} / {ping['p99_us']:.0f} µs",
              f"{ratios[name]['p50_vs_ping']:.2f} / {ratios[name]['p99_vs_ping']:.2f}x",
-             "p99 ≤ 300 µs" if name in ("vector", "similar") else "-")
+             _target("p99 ≤ 300 µs", stats["p99_us"], TARGETS["lookup_p99_microseconds"], at_least=False)
+             if name in ("vector", "similar") else "-")
             for name, stats in lookup["operations"].items() if name != "ping"]
 
 
@@ -176,10 +189,13 @@ def _scale_rows(scale: dict, ratios: dict) -> list[Row]:
         rows += [
             (f"{items}: learning events/s (steady / one event in five a new item)",
              _number(size["learning_events_per_second"]), _number(size["growing_events_per_second"]),
-             _number(size["growing_slowdown"], 3, " slower"), "< 0.1 slower"),
+             _number(size["growing_slowdown"], 3, " slower"),
+             _target("< 0.1 slower", size["growing_slowdown"], TARGETS["growing_slowdown"], at_least=False)),
             (f"{items}: checkpoint at 10,000 events/s (300,000 events): seconds of the loop / bytes",
              _number(checkpoint["checkpoint_seconds"], 2, " s"), _number(checkpoint["checkpoint_bytes"] / 2 ** 20, 0, " MiB"),
-             _number(mine["checkpoint_vs_base_bytes"], 3, " of the base"), "< 1 s"),
+             _number(mine["checkpoint_vs_base_bytes"], 3, " of the base"),
+             _target("< 1 s", checkpoint["checkpoint_seconds"], TARGETS["checkpoint_seconds_at_10k_events"],
+                     at_least=False)),
             (f"{items}: full base snapshot (bytes / seconds), restore seconds (files)",
              f"{checkpoint['base_bytes'] / 2 ** 20:,.0f} MiB / {checkpoint['base_seconds']:.1f} s",
              f"{size['restore_seconds']:.1f} s ({size['restore_chain_files']})", "-", "-"),
