@@ -151,7 +151,7 @@ class Trainer(BatchLearning):
                 max_items = self.settings.max_items
                 if update.item not in items.rows and max_items is not None and items.live_count >= max_items:
                     self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
-                upsert_item(items, update.item, update.attrs, ts, self.settings, self._rng)
+                upsert_item(items, update.item, update.attrs, ts, self.settings)  # its own stream (prior_stream)
             report.accepted += 1
         return report
 

@@ -167,3 +167,19 @@ def test_prior_weights_and_leaders_survive_a_checkpoint_and_base_plus_deltas(tmp
         assert other._items.arrays.prior[row] == live._items.arrays.prior[row]
         assert other._affinity.measure() == live._affinity.measure()
         assert other.most_similar("c1_i1", 5) == live.most_similar("c1_i1", 5)
+
+
+def test_announcing_items_before_their_events_changes_nothing_learned_by_default():
+    events = _category_sessions(same_category=True, sessions=80)
+    plain, announced = Trainer(vector_size=16, seed=1), Trainer(vector_size=16, seed=1)
+    first_seen = list(dict.fromkeys(item for _, item, _ in events))  # rows in the same order as without a catalog
+    announced.catalog([{"op": "upsert", "item": item, "attrs": {"category": item[1]}} for item in first_seen])
+    for trainer in (plain, announced):
+        trainer.learn(events[:120])
+    announced.catalog([{"op": "upsert", "item": "c1_late", "attrs": {"category": "1"}}])  # after counts exist
+    tail = events[120:] + [("s-late", "c1_late", events[-1][2] + 1.0), ("s-late", "c2_i1", events[-1][2] + 2.0)]
+    for trainer in (plain, announced):
+        trainer.learn(tail)
+    ids, vectors = plain.vectors()
+    again, others = announced.vectors_for(ids)
+    assert again == ids and np.array_equal(vectors, others)  # the prior's own random stream, context-only start
