@@ -31,7 +31,6 @@ from streamer.io.checkpoint import Checkpoint, CheckpointStore
 from streamer.io.dead_letter import DeadLetterQueue
 from streamer.io.fresh_start import start_without_state
 from streamer.io.group_rescue import JoinWatch, delete_group
-from streamer.io.topic_ids import load_topic_ids, save_topic_ids
 from streamer.io.kafka_source import KafkaSource, make_producer
 from streamer.io.lease import Lease
 from streamer.io.process_source import ProcessSource
@@ -158,8 +157,7 @@ class _Active:
         self.source.learned = dict(manifest.offsets)
         if manifest.fell_back:  # a checkpoint file was unusable: re-read what the state before it had not learned
             self.source.follow_committed = False
-        self.source.topic_ids = load_topic_ids(settings.checkpoint_dir) if self.state_found else {}
-        self.saved_topic_ids = dict(self.source.topic_ids)
+        self.source.topic_ids = dict(manifest.topic_ids)  # saved with the offsets, in the same manifest
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
                                      self.source, self.sink.pending_snapshot)
@@ -378,12 +376,8 @@ class _Active:
 
     def checkpoint_now(self, force: bool = False) -> bool:
         """Flush → save → commit; failures are logged (and retried at the next checkpoint), never fatal."""
-        topic_ids = dict(self.source.topic_ids)  # those of the offsets this checkpoint saves
         try:
             committed = self.checkpoint.commit(self.engine, force=force)
-            if topic_ids != self.saved_topic_ids:  # after the checkpoint: never newer than its offsets
-                save_topic_ids(self.settings.checkpoint_dir, topic_ids)
-                self.saved_topic_ids = topic_ids
         except (KafkaError, CheckpointError, OSError) as error:
             log_event(logger, logging.ERROR, "checkpoint_failed", error=repr(error))
             return False

@@ -48,13 +48,15 @@ class Checkpoint:
         published = self._publish(force)
         self._dead_letters.flush()
         offsets = dict(self._source.learned)
+        topic_ids = dict(getattr(self._source, "topic_ids", {}))  # the topics these offsets belong to
         mark = engine.change_mark
         unchanged = (self.manifest.sequence > 0 and offsets == self.manifest.offsets
-                     and engine.event_count == self.manifest.event_count and mark == self._saved_mark)
+                     and engine.event_count == self.manifest.event_count and mark == self._saved_mark
+                     and topic_ids == self.manifest.topic_ids)
         if unchanged and (not published or offsets == self._committed):
             return offsets == self._committed  # nothing new since the last checkpoint
         if not unchanged:
-            self.manifest = self._store.save(engine, self.manifest, offsets, self._pending())
+            self.manifest = self._store.save(engine, self.manifest, offsets, self._pending(), topic_ids)
             self._saved_mark = mark
         if not published:
             log_event(logger, logging.WARNING, "checkpoint_saved_commit_deferred", sequence=self.manifest.sequence,

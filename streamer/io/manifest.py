@@ -4,11 +4,13 @@ Format 2 (written since delta checkpoints)::
 
     {"format": 2, "sequence": 12, "model_id": "...", "created_at": 1.7e9,
      "chain": [{"name": "base-00000009.ckpt", "sequence": 9, "bytes": 123, "offsets": [[topic, partition, next]],
-                "event_count": 10}, {"name": "delta-00000010.seg", ...}, ...],
+                "event_count": 10, "topic_ids": {topic: id}}, {"name": "delta-00000010.seg", ...}, ...],
      "previous": [...the chain before the last compaction...],
      "offsets": ..., "event_count": ...,      # the last link's, for readers of the newest state
      "pending": {"items": [...], ...}}        # ids not yet in Redis at the newest checkpoint
 
+A link's ``topic_ids`` name the topics (KIP-516 ids) its offsets belong to, saved in the same atomic write,
+so a topic deleted and created again under the same name is told apart (``streamer.io.kafka_source``).
 ``pending`` is kept once, for the newest state: after a fallback to an earlier link, the ids unpublished then
 were either published since or are still pending now, and what changed in between is learned again.
 
@@ -42,15 +44,16 @@ class Link:
     bytes: int
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     event_count: int = 0
+    topic_ids: dict[str, str] = field(default_factory=dict)  # topic -> the id its offsets belong to
 
     def to_dict(self) -> dict:
         return {"name": self.name, "sequence": self.sequence, "bytes": self.bytes, "event_count": self.event_count,
-                "offsets": _offsets_list(self.offsets)}
+                "offsets": _offsets_list(self.offsets), "topic_ids": dict(sorted(self.topic_ids.items()))}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Link":
         return cls(str(raw["name"]), int(raw["sequence"]), int(raw["bytes"]), _offsets_dict(raw["offsets"]),
-                   int(raw["event_count"]))
+                   int(raw["event_count"]), {str(topic): str(ids) for topic, ids in raw.get("topic_ids", {}).items()})
 
 
 def _pending(raw: dict) -> dict[str, list[str]]:
@@ -84,6 +87,10 @@ class Manifest:
     @property
     def event_count(self) -> int:
         return self.chain[-1].event_count if self.chain else 0
+
+    @property
+    def topic_ids(self) -> dict[str, str]:
+        return self.chain[-1].topic_ids if self.chain else {}
 
     def truncated(self, good: list[Link], previous: bool) -> "Manifest":
         """This manifest restored from ``good`` (a prefix of ``chain``, or of ``previous`` when ``previous``

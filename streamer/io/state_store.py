@@ -98,7 +98,8 @@ class CheckpointStore:
 
     # ---- saving -------------------------------------------------------------------------------------------
 
-    def save(self, engine, manifest: Manifest, offsets: dict, pending: dict[str, list[str]]) -> Manifest:
+    def save(self, engine, manifest: Manifest, offsets: dict, pending: dict[str, list[str]],
+             topic_ids: dict[str, str] | None = None) -> Manifest:
         """Write a segment (a base when there is no chain yet), then switch the manifest to it atomically."""
         self.directory.mkdir(parents=True, exist_ok=True)
         sequence = manifest.sequence + 1
@@ -117,7 +118,7 @@ class CheckpointStore:
                 self._needs_base = True
                 raise
             chain, previous = list(manifest.chain), manifest.previous
-        link = Link(name, sequence, size, dict(offsets), engine.event_count)
+        link = Link(name, sequence, size, dict(offsets), engine.event_count, dict(topic_ids or {}))
         updated = Manifest(sequence, chain + [link], previous, manifest.model_id, time.time(), pending)
         updated = self._switch_to_compacted(updated)
         write_manifest(self.directory, updated)
@@ -154,7 +155,8 @@ class CheckpointStore:
         last = manifest.chain[-1]
         name = f"base-{last.sequence:08d}.ckpt"
         self._compaction = _Compaction(self.directory / name, trainer_state(engine, snapshot=True),
-                                       Link(name, last.sequence, 0, last.offsets, last.event_count))
+                                       Link(name, last.sequence, 0, last.offsets, last.event_count,
+                                            last.topic_ids))
 
     def _remove_unreferenced(self, manifest: Manifest) -> None:
         keep = {link.name for link in manifest.chain + manifest.previous}

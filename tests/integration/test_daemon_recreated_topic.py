@@ -17,7 +17,6 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streamer.localstack import LocalStack
-from streamer.io.topic_ids import TOPIC_IDS, load_topic_ids
 from tests.integration.daemon_support import DaemonThread, manifest_offsets, produce, read_manifest, settings_for, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,6 +45,19 @@ def create_topics(bootstrap: str, *names: str, partitions: int = PARTITIONS) -> 
         admin.close()
 
 
+def saved_topic_ids(state) -> dict:
+    """The topic ids saved with the newest checkpoint's offsets."""
+    manifest = read_manifest(state)
+    return manifest["chain"][-1].get("topic_ids", {}) if manifest else {}
+
+
+def _forget_topic_ids(state) -> None:
+    manifest = read_manifest(state)
+    for link in manifest["chain"] + manifest["previous"]:
+        link.pop("topic_ids", None)
+    (state / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
 def learned(state, topic: str) -> int:
     """The checkpoint's next offsets summed over the topic's partitions."""
     return sum(offset for (name, _), offset in manifest_offsets(state).items() if name == topic)
@@ -65,7 +77,7 @@ def test_recreated_topic_is_learned_from_its_beginning(own_stack, tmp_path, uniq
     produce(bootstrap, topic, _events("old", 300, 0))
     with DaemonThread(settings) as running:
         wait_for(lambda: learned(state, topic) == 300, 60, "300 events of the first topic")
-        old_id = wait_for(lambda: load_topic_ids(state).get(topic), 30, "the first topic's id saved")
+        old_id = wait_for(lambda: saved_topic_ids(state).get(topic), 30, "the first topic's id saved")
 
         own_stack.restart_broker()  # under the running daemon; the new topic stays shorter than offset 300
         create_topics(bootstrap, topic, f"{topic}-catalog")
@@ -74,8 +86,8 @@ def test_recreated_topic_is_learned_from_its_beginning(own_stack, tmp_path, uniq
         assert learned(state, topic) == 200
         assert "partition_reread" in capfd.readouterr().err  # the fetch process logs it
         assert running.daemon.active.engine.vector("new0") is not None
-        second_id = wait_for(lambda: load_topic_ids(state).get(topic) not in (None, old_id)
-                             and load_topic_ids(state)[topic], 30, "the recreated topic's id saved")
+        second_id = wait_for(lambda: saved_topic_ids(state).get(topic) not in (None, old_id)
+                             and saved_topic_ids(state)[topic], 30, "the recreated topic's id saved")
 
     own_stack.restart_broker()  # while no daemon runs; the new topic grows past the checkpointed offset 200
     create_topics(bootstrap, topic, f"{topic}-catalog")
@@ -84,9 +96,9 @@ def test_recreated_topic_is_learned_from_its_beginning(own_stack, tmp_path, uniq
         wait_for(lambda: read_manifest(state)["event_count"] == 850, 90, "all 350 events of the third topic")
         assert learned(state, topic) == 350
     assert "topic id changed" in capfd.readouterr().err
-    assert load_topic_ids(state)[topic] not in (old_id, second_id)
+    assert saved_topic_ids(state)[topic] not in (old_id, second_id)
 
-    (state / TOPIC_IDS).unlink()
+    _forget_topic_ids(state)  # as in a checkpoint written by an older version
     own_stack.restart_broker()
     create_topics(bootstrap, topic, f"{topic}-catalog")
     produce(bootstrap, topic, _events("fourth", 100, 3))

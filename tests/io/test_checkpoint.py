@@ -73,9 +73,9 @@ class RecordingStore(CheckpointStore):
         super().__init__(directory)
         self.recorder = recorder
 
-    def save(self, engine, manifest, offsets, pending):
+    def save(self, engine, manifest, offsets, pending, topic_ids=None):
         self.recorder.calls.append(("save", dict(offsets), tuple(pending["items"])))
-        return super().save(engine, manifest, offsets, pending)
+        return super().save(engine, manifest, offsets, pending, topic_ids)
 
 
 def _checkpoint(tmp_path, recorder) -> Checkpoint:
