@@ -111,13 +111,16 @@ def _wait_for_commits(daemon: subprocess.Popen, log_path: Path, offsets, topic: 
         if compiled is None:
             compiled = _compile_seconds(log_path)
             if compiled is not None:
-                print(f"   daemon compiled its kernels in {compiled:.1f} s; now learning", flush=True)
+                print(f"   daemon compiled its kernels in {compiled:.1f} s", flush=True)
         if elapsed - last_print >= 3:
             if compiled is None and not last_print:
                 print("   daemon is compiling its numba kernels before it reads Kafka (about 15 s the first time, "
                       "under a second once cached) ...", flush=True)
             elif compiled is None:
                 print(f"   still compiling ({elapsed:.0f} s) ...", flush=True)
+            elif not committed and " partition_assigned " not in log_path.read_text(errors="replace"):
+                print("   daemon is joining the consumer group (the broker waits a few seconds for members) ...",
+                      flush=True)
             else:
                 print(f"   daemon committed {committed:,}/{produced:,} offsets ...", flush=True)
             last_print = elapsed
