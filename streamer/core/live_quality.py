@@ -23,10 +23,10 @@ Hits go into a sliding window per model (:class:`HitWindow`); totals are kept as
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from streamer.evaluation.baselines import CooccurrenceModel
 from streamer.evaluation.protocol import SESSION_GAP_SECONDS, SessionTracker
@@ -88,7 +88,7 @@ class BoundedSessions(SessionTracker):
 class CooccurrenceShadow(CooccurrenceModel):
     """The protocol's co-occurrence baseline in bounded memory; ``rank`` is :class:`CooccurrenceModel`'s.
 
-    At most ``max_items`` items keep counts (the least recently counted one is dropped), each with at most
+    At most ``max_items`` items keep counts (the least recently clicked one is dropped), each with at most
     ``2 * max_pairs`` partners: past that, only its ``max_pairs`` most frequent partners are kept (ties: the
     earlier co-occurrence, as in ``rank``). With bounds no log reaches, it ranks exactly like the baseline.
     """
@@ -118,11 +118,9 @@ class CooccurrenceShadow(CooccurrenceModel):
             if previous == item:
                 continue
             partners[previous] = partners.get(previous, 0) + 1
-            others = counts.get(previous)
+            others = counts.get(previous)  # recency follows the clicked item alone (half the moves)
             if others is None:
                 others = self._new(previous)
-            else:
-                counts.move_to_end(previous)
             others[item] = others.get(item, 0) + 1
             if len(others) > limit:
                 self._prune(previous, others)
@@ -138,7 +136,8 @@ class CooccurrenceShadow(CooccurrenceModel):
 
     def _prune(self, item: str, partners: dict[str, int]) -> None:
         """Keep the ``max_pairs`` most frequent partners (ties: the earlier), in their order."""
-        kept = set(heapq.nlargest(self.max_pairs, partners, key=partners.__getitem__))
+        ranked = sorted(partners.items(), key=itemgetter(1), reverse=True)  # stable: ties keep the earlier
+        kept = {other for other, _ in ranked[:self.max_pairs]}
         if item in self.counts:
             self.counts[item] = {other: count for other, count in partners.items() if other in kept}
 
