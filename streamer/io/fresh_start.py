@@ -36,7 +36,9 @@ class MissingStateError(StreamerError):
 
 def group_offsets(settings) -> tuple[Offsets, Offsets]:
     """``(committed, beginnings)`` of every partition of ``settings.topics``, read without joining the group."""
-    consumer = KafkaConsumer(**consumer_options(settings))
+    options = consumer_options(settings)
+    options.pop("group_instance_id", None)  # it never joins: no static identity to share with the daemon's own
+    consumer = KafkaConsumer(**options)
     try:
         partitions = [TopicPartition(topic, number) for topic in settings.topics
                       for number in sorted(consumer.partitions_for_topic(topic) or ())]

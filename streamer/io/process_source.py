@@ -254,6 +254,10 @@ class ProcessSource:
             return False
         self._token += 1
         try:
+            if self._pending_revoke is not None:  # the child waits in its rebalance callback and would not
+                keys, self._pending_revoke = self._pending_revoke, None  # commit: release with these offsets
+                self._out.send(("revoke_done", dict(offsets), self._rereads_seen))
+                self._release(keys)
             self._out.send(("commit", self._token, dict(offsets), self._rereads_seen))
             deadline = time.monotonic() + COMMIT_TIMEOUT
             while True:
