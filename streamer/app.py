@@ -107,7 +107,8 @@ class Daemon:
         """``Lease.wait``'s stop test, called while waiting for the lease: waiting is progress."""
         self.health.beat()
         if not self.stopping.is_set():
-            self.health.set("lease", False, "waiting for the namespace lease (a standby while another daemon holds it)")
+            self.health.set("lease", False,
+                            "waiting for the namespace lease (a standby while another daemon holds it)")
         return self.stopping.is_set()
 
     def _hold_lease(self, client, lease: Lease) -> None:
