@@ -1,7 +1,7 @@
 """usearch vs faiss-cpu vs voyager as the candidate source of ``most_similar``, on one trained model's vectors.
 
     python ops/compare_neighbour_indexes.py --checkpoint model.ckpt [--queries 200] [--candidates 64]
-    python ops/compare_neighbour_indexes.py --items 20000 --events 200000     # trains a model first
+    python ops/compare_neighbour_indexes.py --items 100000    # trains a model first (ops/bench_neighbours.py)
 
 For each library (one thread each): build time, query time, and recall@10 of the served ranking — the
 index's ``candidates`` cosine neighbours of the served vector ∪ the ``popular`` most popular items,
@@ -131,37 +131,30 @@ class FaissHnsw:
 
 
 class FaissIvf:
-    """faiss IndexIVFScalarQuantizer (f16) with ids: removal and re-adding work, centroids trained once."""
+    """What streamer ships (streamer.core.neighbours.NeighbourIndex): faiss IndexIVFScalarQuantizer, fp16 codes,
+    sqrt(n) k-means lists, 12 probed, a hash-table id map (O(1) removal)."""
 
-    def __init__(self, size: int, lists: int, probes: int = 16):
-        import faiss
+    name = "faiss IVF-SQfp16 (shipped)"
 
-        faiss.omp_set_num_threads(1)
-        self.name = f"faiss IVF{lists} SQfp16 nprobe {probes}"
-        quantiser = faiss.IndexFlatIP(size)
-        self.index = faiss.IndexIVFScalarQuantizer(quantiser, size, lists, faiss.ScalarQuantizer.QT_fp16,
-                                                   faiss.METRIC_INNER_PRODUCT)
-        self.index.nprobe = probes
-        self.quantiser, self.faiss = quantiser, faiss
+    def __init__(self, size: int):
+        from streamer.core.neighbours import NeighbourIndex
+
+        self.index = NeighbourIndex(size, flat_limit=0)
 
     def add(self, keys, vectors):
-        if not self.index.is_trained:
-            self.index.train(_unit(vectors[:: max(1, len(vectors) // 50_000)]))
-        self.index.add_with_ids(_unit(vectors), keys.astype(np.int64))
+        self.index.rebuild(keys, vectors)
 
     def update(self, keys, vectors):
-        self.remove(keys)
-        self.add(keys, vectors)
+        self.index.update(keys, vectors)
 
     def remove(self, keys):
-        self.index.remove_ids(self.faiss.IDSelectorBatch(keys.astype(np.int64)))
+        self.index.remove(keys)
 
     def search(self, vectors, count):
-        _, keys = self.index.search(_unit(vectors), count)
-        return keys
+        return self.index.search(vectors, count)
 
     def reported(self):
-        return None
+        return self.index.memory_bytes
 
 
 def _unit(vectors):
@@ -174,13 +167,9 @@ def load_model(arguments):
 
     if arguments.checkpoint:
         return Trainer.load(arguments.checkpoint)
-    from bench_training import corpus
+    from bench_neighbours import trained_engine
 
-    _, events = corpus(arguments.events, arguments.items)
-    trainer = Trainer(vector_size=64, seed=1)
-    for start in range(0, len(events), 100_000):
-        trainer.learn(events[start:start + 100_000])
-    return trainer
+    return trained_engine(arguments.items)
 
 
 def served_ranking(trainer, queries, candidate_rows, k=10):
@@ -233,10 +222,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
     parser.add_argument("--items", type=int, default=20_000)
-    parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=64)
-    parser.add_argument("--popular", type=int, default=256)
+    parser.add_argument("--popular", type=int, default=1024)
     parser.add_argument("--libraries", default="usearch,usearch-i8,voyager,voyager-e4m3,faiss-ivf,faiss-hnsw")
     arguments = parser.parse_args()
     from streamer.core.similarity import normalise_rows, popularity_counts, score_candidates, served_vectors, top_k
@@ -264,7 +252,7 @@ def main() -> int:
     size = served.shape[1]
     factories = {"usearch": lambda: Usearch(size), "usearch-i8": lambda: Usearch(size, "i8"),
                  "voyager": lambda: Voyager(size), "voyager-e4m3": lambda: Voyager(size, "E4M3"),
-                 "faiss-ivf": lambda: FaissIvf(size, int(4 * np.sqrt(len(rows)))),
+                 "faiss-ivf": lambda: FaissIvf(size),
                  "faiss-hnsw": lambda: FaissHnsw(size)}
     print(f"{len(rows)} items, d={size}, {len(queries)} queries, {arguments.candidates} index candidates "
           f"+ {arguments.popular} popular, raw served vectors {served.nbytes / 2 ** 20:.1f} MB", flush=True)

@@ -45,6 +45,7 @@ __all__ = ["Daemon"]
 
 logger = logging.getLogger("streamer.daemon")
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
+SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay moved
 
 
 class Daemon:
@@ -164,7 +165,8 @@ class _Active:
                                      self.source, self.sink.pending_snapshot)
         self.live = _live_quality(settings, engine, self.sink, self.metrics)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
-                                 settings.max_future_seconds, observe=self.live and self.live.observe)
+                                 settings.max_future_seconds, observe=self.live and self.live.observe,
+                                 publish_rule=(settings.publish_threshold, settings.publish_max_age))
         self.status = Status(self)
         self.redis_backoff = Backoff("redis_unavailable")
         self.kafka_backoff = Backoff("kafka_unavailable")
@@ -174,6 +176,8 @@ class _Active:
         self._server_id: str | None = None
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
+        self.replayed_untaken = False  # replay moved vectors not yet taken for publishing
+        self.next_spare_take = 0.0
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
@@ -262,9 +266,10 @@ class _Active:
             now = time.monotonic()
             if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
                 next_flush = now + settings.flush_interval
+                self._take_replayed()
                 if self.sink.pending > self.sink.in_flight:
                     self.publish()
-            if now >= next_neighbours:
+            if now >= next_neighbours or (spare and self.sink.neighbours_due and not self.engine.replay_debt):
                 next_neighbours = now + settings.neighbours_interval
                 self._refresh_neighbours()
             if now >= next_checkpoint:
@@ -315,7 +320,15 @@ class _Active:
             trained += engine.replay(min(REPLAY_CHUNK, engine.replay_debt))
         self.replayed_pairs += trained
         self.metrics.replayed_pairs.inc(trained)
-        self.sink.add_items(engine.take_changed(), None)  # no freshness sample: no new event
+        self.replayed_untaken = True  # what moved is taken once per flush, not per slice (see _take_replayed)
+
+    def _take_replayed(self) -> None:
+        """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
+        ``SPARE_TAKE_INTERVAL``: a row the replay touches many times is compared and published once."""
+        now = time.monotonic()
+        if self.replayed_untaken and now >= self.next_spare_take:
+            self.replayed_untaken, self.next_spare_take = False, now + SPARE_TAKE_INTERVAL
+            self.sink.add_items(self.ingestor.take_changed(), None)
 
     def _ingest(self, partition, records: list, replay: bool) -> None:
         """Decode → validate → learn → mark dirty one partition's batch, then advance its offset."""
@@ -323,8 +336,10 @@ class _Active:
         self.source.mark_learned(partition, records[-1].offset + 1)
         self.metrics.events.inc(result.events)
         self.metrics.catalog_updates.inc(result.catalog_updates)
+        self.sink.add_lists_due(self.engine.take_lists_due())  # lists holding a released item
         if result.catalog_updates:
             self.publish(force=True)  # a new item is usable at once, before its first click
+            self._refresh_neighbours(self.sink.neighbours_due.urgent())  # ... with its list; retired: out of lists
 
     def publish(self, force: bool = False, wait: bool = False) -> bool:
         """Snapshot the dirty vectors for the publisher thread unless in backoff; ``wait``: until every
@@ -367,13 +382,19 @@ class _Active:
         self.metrics.flush_errors.inc()
         self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
 
-    def _refresh_neighbours(self) -> None:
-        if not self.redis_backoff.ready():
+    def _refresh_neighbours(self, only: list[str] | None = None) -> None:
+        """Rewrite due neighbour lists for up to ``neighbours_budget`` seconds (``only``: these)."""
+        if not self.redis_backoff.ready() or (only is not None and not only):
             return
+        settings = self.settings
         try:
-            self.sink.refresh_neighbours(self.engine, self.settings.neighbours_batch)
+            ages = self.sink.refresh_neighbours(self.engine, settings.neighbours_batch, settings.neighbours_budget,
+                                                settings.publish_max_age, only)
         except (RedisError, OSError) as error:
             self.redis_backoff.failed(error, sleep=False)
+            return
+        self.metrics.observe_neighbours(ages)
+        self.metrics.lists_due.set(len(self.sink.neighbours_due))
 
     def checkpoint_now(self, force: bool = False) -> bool:
         """Flush → save → commit; failures are logged (and retried at the next checkpoint), never fatal."""

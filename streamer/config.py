@@ -82,9 +82,18 @@ class Settings:
     # Publishing cadence
     flush_interval: float = _option(0.2, "seconds between flushes of changed vectors to Redis")
     flush_items: int = _option(20000, "flush early once this many items are dirty")
-    neighbours_interval: float = _option(5.0, "seconds between refreshes of changed items' neighbour lists")
+    neighbours_interval: float = _option(0.5, "seconds between refreshes of the due neighbour lists (every turn of "
+                                         "the loop when it has spare time)")
+    neighbours_budget: float = _option(0.1, "most seconds one refresh spends writing neighbour lists; the rest stay "
+                                       "due (catalog upserts first, then lists waiting longer than publish_max_age, "
+                                       "then the most changed items)")
     neighbours_count: int = _option(20, "neighbours kept per item in {ns}:nn:{id} (0 = off)")
-    neighbours_batch: int = _option(500, "most neighbour lists refreshed per refresh")
+    neighbours_batch: int = _option(100000, "most neighbour lists chosen per refresh (the time budget usually ends "
+                                    "a refresh first)")
+    publish_threshold: float = _option(0.02, "publish (and re-list) an item when its served vector moved more than "
+                                       "this fraction of its length since it was last published (0 = every change)")
+    publish_max_age: float = _option(30.0, "an item that changed at all is published at least every this many "
+                                     "seconds, moved or not")
     user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
     # Spare-time work
     replay_mode: str = _option("spare", "when the engine replays recent pairs (replay_passes): 'spare' = inline "
@@ -124,13 +133,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
-                    "shutdown_timeout", "status_interval", "replay_slice", "compact_ratio", "flush_items", "neighbours_batch",
+                    "shutdown_timeout", "status_interval", "replay_slice", "compact_ratio", "neighbours_budget", "publish_max_age", "flush_items", "neighbours_batch",
                     "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records",
                     "stall_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds", "join_timeout"):
+        for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds", "join_timeout",
+                     "publish_threshold"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.topic:

@@ -74,8 +74,9 @@ class Ingestor:
     """
 
     def __init__(self, engine, dead_letters, sink, max_message_bytes: int, max_future_seconds: float | None,
-                 clock=time.time, observe=None):
+                 clock=time.time, observe=None, publish_rule: tuple[float, float] | None = None):
         self.engine = engine
+        self.publish_rule = publish_rule  # (threshold, max_age) of Trainer.take_changed; None: every change
         self._observe = observe  # called with each valid event batch as (user, item, ts) before it is learned
         self._dead_letters = dead_letters
         self._sink = sink
@@ -166,7 +167,7 @@ class Ingestor:
             result.catalog_updates += report.accepted
         else:
             result.events += report.accepted
-        self._mark_changed(prepared.records, prepared.users)
+        self._mark_changed(prepared.records, prepared.users, prepared.catalog)
         return result
 
     def _parse(self, element: Any, catalog: bool, latest: float) -> Any:
@@ -177,13 +178,20 @@ class Ingestor:
         plain = _plain_tuple(element, latest)
         return plain if plain is not None else parse_event(element, self._clock(), self._max_future)
 
-    def _mark_changed(self, records: list, users: set[str]) -> None:
+    def take_changed(self) -> set[str]:
+        """The engine's changed items under the publish rule ("changed means moved", or every change)."""
+        if self.publish_rule is None:
+            return self.engine.take_changed()
+        threshold, max_age = self.publish_rule
+        return self.engine.take_changed(threshold, max_age, self._clock())
+
+    def _mark_changed(self, records: list, users: set[str], catalog: bool = False) -> None:
         stamps = getattr(records, "timestamps", None)
         if stamps is None:
             stamps = [message.timestamp for message in records]
         produced = [stamp for stamp in stamps if stamp and stamp > 0]
         produced_at = min(produced) / 1000.0 if produced else self._clock()
-        self._sink.add_items(self.engine.take_changed(), produced_at)
+        self._sink.add_items(self.take_changed(), produced_at, urgent=catalog)
         self._sink.add_retired(self.engine.take_retired())
         if users:
             self._sink.add_users(users)

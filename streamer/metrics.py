@@ -6,6 +6,8 @@ Gauges: items, open sessions, dirty items, consumer lag, last flush latency, lea
 Histogram: freshness — one sample per ingested poll batch and flush: the oldest produce time among the
 batch's records → the flush that wrote the vectors it changed first (items already dirty keep their older
 sample). A bounded window of recent freshness samples also gives exact p50/p99 for the status line.
+Neighbour lists (docs/neighbours.md): ``streamer_neighbours_age_seconds`` (an item's list due → written),
+``streamer_neighbours_due`` (lists due), ``streamer_neighbour_lists_written_total``.
 Live quality (docs/live-quality.md), read from the daemon's LiveQuality at each scrape:
 ``streamer_live_hit_rate{model}`` (sliding window; NaN before the first sample), ``streamer_live_hits_total{model}``
 ``streamer_live_samples_total`` and ``streamer_live_skipped_total``.
@@ -55,7 +57,15 @@ class Metrics:
                                       registry=registry)
         self.freshness = Histogram("streamer_freshness_seconds", "produce time → vector written to Redis",
                                    buckets=FRESHNESS_BUCKETS, registry=registry)
+        self.neighbours_age = Histogram("streamer_neighbours_age_seconds",
+                                        "an item's change (its list due) → its neighbour list written to Redis",
+                                        buckets=FRESHNESS_BUCKETS, registry=registry)
+        self.lists_due = Gauge("streamer_neighbours_due", "neighbour lists due (changed items, lists holding a "
+                               "released item), not yet rewritten", registry=registry)
+        self.lists_written = Counter("streamer_neighbour_lists_written_total", "neighbour lists written to Redis",
+                                     registry=registry)
         self._recent: deque[float] = deque(maxlen=window)
+        self._recent_ages: deque[float] = deque(maxlen=window)
         self.live_quality = None  # a streamer.core.live_quality.LiveQuality, read at each scrape
         registry.register(_LiveQualityCollector(self))
 
@@ -64,12 +74,20 @@ class Metrics:
             self.freshness.observe(sample)
         self._recent.extend(samples)
 
+    def observe_neighbours(self, ages: list[float]) -> None:
+        """One age sample per neighbour list written (due → written)."""
+        for age in ages:
+            self.neighbours_age.observe(age)
+        self.lists_written.inc(len(ages))
+        self._recent_ages.extend(ages)
+
+    def neighbours_age_quantiles(self, *quantiles: float) -> list[float | None]:
+        """Exact quantiles of the recent list ages (None when there are none)."""
+        return _quantiles(self._recent_ages, quantiles)
+
     def freshness_quantiles(self, *quantiles: float) -> list[float | None]:
         """Exact quantiles of the recent freshness window (None when there are no samples)."""
-        ordered = sorted(self._recent)
-        if not ordered:
-            return [None for _ in quantiles]
-        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]
+        return _quantiles(self._recent, quantiles)
 
     def clear_freshness_window(self) -> None:
         self._recent.clear()
@@ -97,3 +115,10 @@ class _LiveQualityCollector:
                                       "item's list was written before this daemon took over")
         skipped.add_metric([], live.skipped)
         yield from (rate, hits, samples, skipped)
+
+
+def _quantiles(samples, quantiles) -> list[float | None]:
+    ordered = sorted(samples)
+    if not ordered:
+        return [None for _ in quantiles]
+    return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in quantiles]

@@ -1,6 +1,6 @@
 """The status line every few seconds, and the gauges it reads.
 
-``status events_per_s=... lag=... items=... open_sessions=... dirty=... flush_ms=... replay_debt=... dlq=...``
+``status events_per_s=... lag=... items=... open_sessions=... dirty=... flush_ms=... replay_debt=... dlq=... lists_due=... list_age_p50=... list_age_p99=...``
 then, with the live check on, ``live_hit_streamer=... live_hit_cooc=... live_samples=...``
 """
 
@@ -35,6 +35,7 @@ class Status:
         self._last_time, self._last_events = now, engine.event_count
         lag = active.source.lag()
         p50, p99 = metrics.freshness_quantiles(0.5, 0.99)
+        age50, age99 = metrics.neighbours_age_quantiles(0.5, 0.99)
         fields = {
             "events_per_s": round(rate, 1), "lag": "?" if lag is None else lag, "events": engine.event_count,
             "items": engine.item_count, "open_sessions": engine.open_session_count, "dirty": len(sink.dirty),
@@ -42,6 +43,9 @@ class Status:
             "freshness_p50": "-" if p50 is None else round(p50, 3),
             "freshness_p99": "-" if p99 is None else round(p99, 3),
             "replay_debt": engine.replay_debt, "dlq": active.dead_letters.count,
+            "lists_due": len(sink.neighbours_due),
+            "list_age_p50": "-" if age50 is None else round(age50, 3),
+            "list_age_p99": "-" if age99 is None else round(age99, 3),
         }
         if getattr(active, "live", None) is not None:
             fields.update(active.live.status_fields())
@@ -49,6 +53,7 @@ class Status:
         metrics.open_sessions.set(fields["open_sessions"])
         metrics.dirty_items.set(fields["dirty"])
         metrics.replay_debt.set(fields["replay_debt"])
+        metrics.lists_due.set(fields["lists_due"])
         if lag is not None:
             metrics.lag.set(lag)
         return fields

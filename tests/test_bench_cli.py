@@ -123,11 +123,16 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
     assert set(lookup["operations"]) == {"ping", "vector", "vectors(100)", "similar"}
     assert ratios["lookup"]["similar"]["p99_vs_ping"] == pytest.approx(
         lookup["operations"]["similar"]["p99_us"] / lookup["operations"]["ping"]["p99_us"])
+    neighbours = document["sections"]["neighbours"]
+    assert neighbours["items"] == 50_000 and 0 <= neighbours["recall_at_10"] <= 1
+    assert ratios["neighbours"]["index_vs_exact"] == pytest.approx(
+        neighbours["index_lists_per_second"] / neighbours["exact_lists_per_second"])
+    assert neighbours["memory"]["index_bytes"] > 0 and neighbours["freshness"]["lists_written"] > 0
     table = (tmp_path / "bench.md").read_text()
     assert f"Machine: {machine['cores']} cores" in table
     for heading in ("training tokens/s", "peak RSS", "end-to-end events/s", "freshness p50 / p99", "processor µs per event",
                     "cores the daemon needs", "learning alone events/s", "lookup `vector`",
-                    "lookup `vectors(100)`", "lookup `similar`"):
+                    "lookup `vectors(100)`", "lookup `similar`", "neighbour lists/s", "recall@10 of the index"):
         assert heading in table and heading in printed.out
 
 

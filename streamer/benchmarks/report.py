@@ -18,10 +18,11 @@ from typing import Any
 
 __all__ = ["SECTIONS", "OPTIONAL_SECTIONS", "TARGETS", "compute_ratios", "describe_machine", "markdown_report", "text_report"]
 
-SECTIONS = ("training", "memory", "daemon", "lookup")  # the default set
-OPTIONAL_SECTIONS = ("scale",)  # minutes and gigabytes: only when asked for (--sections scale)
+SECTIONS = ("training", "memory", "daemon", "lookup", "neighbours")  # the default set
+OPTIONAL_SECTIONS = ("scale", "spare_replay")  # minutes and gigabytes: only when asked for (--sections scale)
 TARGETS = {"daemon_vs_raw_consume": 0.9, "freshness_p99_seconds": 1.0, "lookup_p99_microseconds": 300.0,
-           "checkpoint_seconds_at_10k_events": 1.0, "growing_slowdown": 0.1}
+           "checkpoint_seconds_at_10k_events": 1.0, "growing_slowdown": 0.1,
+           "index_lists_per_second": 5000.0, "replay_draws_per_second": 100_000.0}
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -82,10 +83,21 @@ def _scale_ratios(scale: dict) -> dict:
     return ratios
 
 
+def _neighbours_ratios(neighbours: dict) -> dict:
+    memory = neighbours.get("memory") or {}
+    return {"index_vs_exact": _ratio(neighbours["index_lists_per_second"], neighbours["exact_lists_per_second"]),
+            "index_memory_vs_raw_vectors": _ratio(memory.get("index_bytes"), memory.get("raw_vector_bytes"))}
+
+
+def _spare_ratios(spare: dict) -> dict:
+    return {"replay_vs_target": _ratio(spare["replay_draws_per_second"], TARGETS["replay_draws_per_second"])}
+
+
 def compute_ratios(sections: dict[str, dict]) -> dict[str, Any]:
     """Every ratio of the report, from the measured numbers of the sections present (None = not measurable)."""
     makers = {"training": _training_ratios, "memory": _memory_ratios, "daemon": _daemon_ratios,
-              "lookup": _lookup_ratios, "scale": _scale_ratios}
+              "lookup": _lookup_ratios, "scale": _scale_ratios, "neighbours": _neighbours_ratios,
+              "spare_replay": _spare_ratios}
     return {name: makers[name](section) for name, section in sections.items()
             if name in makers and section and "error" not in section}
 
@@ -207,8 +219,34 @@ def _scale_rows(scale: dict, ratios: dict) -> list[Row]:
     return rows
 
 
+def _neighbours_rows(neighbours: dict, ratios: dict) -> list[Row]:
+    items = f"{neighbours['items']:,} items"
+    rows = [(f"neighbour lists/s, k = 20, one core, {items}: index vs exact", _number(neighbours["index_lists_per_second"]),
+             _number(neighbours["exact_lists_per_second"], 1), _number(ratios["index_vs_exact"], 0, "x"), "≥ 5,000/s"),
+            (f"recall@10 of the index vs exact ({neighbours['recall_queries']} items)",
+             _number(neighbours["recall_at_10"], 3), "1", "-", "≥ 0.95")]
+    memory, freshness = neighbours.get("memory"), neighbours.get("freshness")
+    if memory:
+        rows.append(("neighbour index memory vs raw vectors (in + out, float32)",
+                     _number(memory["index_bytes"] / 2 ** 20, 0, " MiB"),
+                     _number(memory["raw_vector_bytes"] / 2 ** 20, 0, " MiB"),
+                     _number(ratios["index_memory_vs_raw_vectors"], 3), "-"))
+    if freshness:
+        rows.append((f"changed item's list age p50 / p99 at {freshness['events_per_second']:,.0f} events/s",
+                     f"{freshness['age_p50_seconds']:.2f} / {freshness['age_p99_seconds']:.2f} s", "-", "-", "-"))
+    return rows
+
+
+def _spare_rows(spare: dict, ratios: dict) -> list[Row]:
+    return [(f"spare-time replay after a {spare['events']:,}-event burst (draws/s)",
+             _number(spare["replay_draws_per_second"]), "-", _number(ratios["replay_vs_target"], 3), "≥ 100,000/s"),
+            ("Redis item writes per learned event (burst) / per replayed draw (spare time)",
+             f"{spare['item_writes_per_learned_event']:.2f} / {spare['item_writes_per_replayed_draw']:.3f}", "-", "-",
+             "-")]
+
+
 ROW_MAKERS = {"training": _training_rows, "memory": _memory_rows, "daemon": _daemon_rows, "lookup": _lookup_rows,
-              "scale": _scale_rows}
+              "scale": _scale_rows, "neighbours": _neighbours_rows, "spare_replay": _spare_rows}
 
 
 def _rows(document: dict) -> list[Row]:

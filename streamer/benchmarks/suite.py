@@ -27,10 +27,12 @@ __all__ = ["FULL", "OPS_DIRECTORY", "QUICK", "BenchError", "machine_facts", "loa
 OPS_DIRECTORY = Path(__file__).resolve().parents[2] / "ops"
 FULL = {"tokens": 1_000_000, "items": 50_000, "memory_items": 1_000_000, "daemon_events": 200_000,
         "rate": 10_000.0, "rate_seconds": 20.0, "lookup_items": 10_000, "lookup_calls": 20_000,
-        "lookup_rounds": 10, "lookup_warmup": 2_000, "scale_sizes": (1_000_000, 10_000_000), "scale_events": 2_000_000}
+        "lookup_rounds": 10, "lookup_warmup": 2_000, "scale_sizes": (1_000_000, 10_000_000), "scale_events": 2_000_000,
+        "neighbour_items": 1_000_000, "neighbour_queries": 2_000, "burst_events": 300_000, "spare_seconds": 30.0}
 QUICK = {"tokens": 100_000, "items": 10_000, "memory_items": 100_000, "daemon_events": 20_000,
          "rate": 10_000.0, "rate_seconds": 3.0, "lookup_items": 2_000, "lookup_calls": 2_000,
-         "lookup_rounds": 4, "lookup_warmup": 200, "scale_sizes": (100_000,), "scale_events": 200_000}
+         "lookup_rounds": 4, "lookup_warmup": 200, "scale_sizes": (100_000,), "scale_events": 200_000,
+         "neighbour_items": 50_000, "neighbour_queries": 500, "burst_events": 30_000, "spare_seconds": 10.0}
 VECTOR_SIZE = 64
 
 
@@ -133,6 +135,28 @@ def measure_scale(sizes: dict) -> dict:
 
 MEASURES = {"training": measure_training, "memory": measure_memory, "daemon": measure_daemon,
             "lookup": measure_lookup, "scale": measure_scale}
+def measure_neighbours(sizes: dict) -> dict:
+    """Lists/s from the neighbour index vs exact, recall@10, index memory, list age under load
+    (``ops/bench_neighbours.py``)."""
+    bench = load_ops("bench_neighbours")
+    return bench.measure(sizes["neighbour_items"], sizes["neighbour_queries"], 200, sizes["rate"],
+                         sizes["rate_seconds"])
+
+
+def measure_spare_replay(sizes: dict) -> dict:
+    """Spare-time replay rate after a burst and Redis item writes per event (``ops/bench_spare_replay.py``)."""
+    bench = load_ops("bench_spare_replay")
+    state = Path(tempfile.mkdtemp(prefix="streamer-bench-spare-"))
+    try:
+        result = bench.run(sizes["burst_events"], sizes["burst_events"], sizes["spare_seconds"], False, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    result.pop("profile", None)
+    return result
+
+
+MEASURES = {"training": measure_training, "memory": measure_memory, "daemon": measure_daemon,
+            "lookup": measure_lookup, "neighbours": measure_neighbours, "spare_replay": measure_spare_replay}
 TIMEOUT_SECONDS = {False: 900.0, True: 180.0}
 SECTION_TIMEOUT_SECONDS = {"scale": {False: 5400.0, True: 600.0}}  # 10M items: minutes of growing and writing
 RESULT_MARK = "BENCH-RESULT "

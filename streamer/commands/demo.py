@@ -160,16 +160,24 @@ def _label(item: str, movies: dict[str, tuple[str, str]]) -> str:
     return f"{item} {movies[item][0]}" if item in movies else item
 
 
-def _wait_for_neighbours(lookup, items: list[str], timeout: float = 60.0) -> None:
-    began = time.monotonic()
+def _wait_for_neighbours(lookup, items: list[str], movies: dict, timeout: float = 30.0) -> None:
+    """Wait until every item has a published neighbour list, saying which ones it still waits for."""
+    began, said = time.monotonic(), None
     while time.monotonic() - began < timeout:
-        if all(lookup.similar(item, k=1) for item in items):
+        missing = [item for item in items if not lookup.similar(item, k=1)]
+        if not missing:
+            print(f"   every list is in Redis ({time.monotonic() - began:.1f} s)", flush=True)
             return
-        time.sleep(0.2)
+        if missing != said:
+            print(f"   waiting for the neighbour list of {', '.join(_label(item, movies) for item in missing)} "
+                  "(the daemon writes an item's list within about a second of its vector changing)", flush=True)
+            said = missing
+        time.sleep(0.1)
+    print(f"   still no list after {timeout:.0f} s for {len(said or [])} item(s): see the daemon log", flush=True)
 
 
 def _show_similar(lookup, items: list[str], movies: dict, k: int) -> None:
-    _wait_for_neighbours(lookup, items)
+    _wait_for_neighbours(lookup, items, movies)
     for item in items:
         neighbours = lookup.similar(item, k=k)
         print(f"\n   similar to {_label(item, movies)}:")

@@ -23,10 +23,10 @@ DESCRIPTION = (
     "daemon learns the same slices through Kafka and the models read its vectors and neighbour lists from Redis."
 )
 MODEL_NAMES = ("streamer", "streamer-cosine", "cooc", "cooc-attr", "popular", "gensim-static", "gensim-online",
-               "gensim-retrain")
+               "gensim-retrain", "streamer-exact")
 CATALOG_ONLY = ("cooc-attr",)  # models that exist only with the catalog (without it, cooc-attr is cooc)
 BUILT_IN = "built-in"
-DEFAULT_MODELS = ",".join(MODEL_NAMES)
+DEFAULT_MODELS = ",".join(name for name in MODEL_NAMES if name != "streamer-exact")  # exact: on request
 
 
 def build_model(name: str, seed: int):
@@ -50,6 +50,8 @@ def build_model(name: str, seed: int):
             return streamer_models.StreamerModel(seed=seed)
         if name == "streamer-cosine":
             return streamer_models.StreamerCosineModel(seed=seed)
+        if name == "streamer-exact":
+            return streamer_models.StreamerExactModel(seed=seed)
     except ImportError as error:
         raise StreamerError(f"model {name!r} needs the engine (streamer.Trainer): {error}") from error
     raise StreamerError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")

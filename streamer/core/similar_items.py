@@ -80,6 +80,26 @@ class SimilarItems:
             return self.rebuild(arrays, row_count)
         return int(chosen.size)
 
+    def follow(self, arrays, moved: np.ndarray, vectors: np.ndarray, unmoved: np.ndarray) -> None:
+        """The publisher decided: ``moved`` rows (with their served ``vectors``) are re-indexed, ``unmoved`` rows
+        keep their indexed vector; both leave the ``DIRTY_INDEX`` set (nothing to do before the next change)."""
+        if not self.built:
+            return  # the first query indexes everything
+        size = int(max(moved.max() if moved.size else 0, unmoved.max() if unmoved.size else 0)) + 1
+        if self._indexed.size < size:
+            self._indexed = np.concatenate([self._indexed, np.zeros(size - self._indexed.size, bool)])
+        fresh = ~self._indexed[unmoved]
+        moved = np.concatenate([moved, unmoved[fresh]])  # never indexed: in they go
+        if unmoved[fresh].size:
+            vectors = np.vstack([vectors, served_vectors(arrays, unmoved[fresh])])
+        self.index.update(moved, vectors)
+        self._indexed[moved] = True
+        mask = np.uint8(~DIRTY_INDEX & 0xFF)
+        arrays.dirty[moved] &= mask
+        arrays.dirty[unmoved] &= mask
+        if self.index.stale:
+            self.rebuild(arrays, arrays.status.size)
+
     def rebuild(self, arrays, row_count: int) -> int:
         """Index every live row from scratch."""
         rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
@@ -89,6 +109,14 @@ class SimilarItems:
         self._indexed[rows] = True
         self.built = True
         return int(rows.size)
+
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Released rows leave the index (a reused row comes back when its new item is indexed)."""
+        rows = rows[rows < self._indexed.size]
+        rows = rows[self._indexed[rows]]
+        if rows.size:
+            self.index.remove(rows)
+            self._indexed[rows] = False
 
     def forget(self) -> None:
         """The engine's rows were replaced (a checkpoint was loaded): rebuild before the next query."""

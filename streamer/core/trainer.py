@@ -24,22 +24,20 @@ from streamer.core.parallel import new_work, rng_streams
 from streamer.core.replay_debt import ReplayDebt, draw_replay
 from streamer.core.random import new_state
 from streamer.core.sessions import UserTable, session_weights
+from streamer.core.serving import Serving
 from streamer.core.settings import TrainerSettings
-from streamer.core.sgns import DIRTY_SERVED, ITEM_LIVE
+from streamer.core.sgns import ITEM_LIVE
 from streamer.core.attributes import AttributeAffinity
-from streamer.core.similar_items import SimilarItems
-from streamer.core.similarity import score_candidates, served_vectors, top_k
+from streamer.core.similarity import served_vectors
 from streamer.events import InvalidRecord, parse_catalog_update
 from streamer.core.vocab import ItemTable
 
 __all__ = ["Trainer", "LearnReport", "TrainerSettings"]
 
 _INFINITY = math.inf
-EXACT_CHUNK = 32  # queries scored against every item together (32 x items floats)
-QUERY_CHUNK = 256  # queries scored together (bounds the candidate matrices: 256 x 320 x vector_size floats)
 
 
-class Trainer(BatchLearning):
+class Trainer(Serving, BatchLearning):
     """Online skip-gram with negative sampling over a growing item vocabulary. See :class:`TrainerSettings`."""
 
     def __init__(self, **settings: Any):
@@ -73,7 +71,7 @@ class Trainer(BatchLearning):
         self._pending_retired: set[str] = set()
         self._overlap = Overlap()
         start_tracking(self)  # deltas count from here (a checkpoint store writes a base snapshot first)
-        self._similar = SimilarItems(settings.vector_size, seed=settings.seed)
+        self._reset_serving()
         self._affinity = AttributeAffinity(lambda: (self._items, self._replay.pairs), settings.attribute_weight,
                                            seed=settings.seed)
         self._similar.sources.append(self._affinity.source)  # the catalog: leaders of the query's attributes
@@ -194,61 +192,10 @@ class Trainer(BatchLearning):
             return None
         return row
 
-    def most_similar(self, item: str, k: int = 10, exact: bool = False) -> list[tuple[str, float]]:
-        """Top-``k`` items for ``item`` by the model's own scores; never the item itself nor retired items.
-
-        By default the candidates come from the neighbour index and the most popular items
-        (:mod:`streamer.core.similar_items`) and are ranked by the full score; ``exact=True`` scores every
-        live item (brute force: for tests and for measuring the index's recall)."""
-        return self.most_similar_many([item], k, exact)[0]
-
-    def most_similar_many(self, items: list[str], k: int = 10, exact: bool = False) -> list[list[tuple[str, float]]]:
-        """``most_similar`` for many queries at once (unknown queries give [])."""
-        query_rows = [self._live_row(item) for item in items]
-        known = [index for index, row in enumerate(query_rows) if row is not None]
-        results: list[list[tuple[str, float]]] = [[] for _ in items]
-        if not known or k <= 0:
-            return results
-        queries = np.array([query_rows[index] for index in known], np.int64)
-        rows, scores = (self._exact_top if exact else self._indexed_top)(queries, k)
-        ids = self._items.ids
-        for position, index in enumerate(known):
-            results[index] = [(ids[row], score) for row, score in zip(rows[position].tolist(), scores[position].tolist())
-                              if row >= 0]
-        return results
-
-    def sync_index(self) -> int:
-        """Bring the neighbour index up to date with the vectors (done before every indexed query anyway);
-        returns the rows (re)indexed. A daemon calls it once per flush so queries find little to do."""
-        return self._similar.sync(self._items.arrays, len(self._items.ids))
-
-    def _indexed_top(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        arrays, similar, count = self._items.arrays, self._similar, len(self._items.ids)
-        similar.sync(arrays, count)
-        similar.refresh_popular(arrays, count, self.settings, self._watermark, self._event_count)
-        parts = [similar.top(arrays, queries[start:start + QUERY_CHUNK], k, self.settings, self._watermark)
-                 for start in range(0, queries.size, QUERY_CHUNK)]
-        return np.vstack([rows for rows, _ in parts]), np.vstack([scores for _, scores in parts])
-
-    def _exact_top(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        candidates = self._items.live_rows()
-        rows = np.full((queries.size, k), -1, np.int64)
-        scores = np.full((queries.size, k), -np.inf, np.float32)
-        for start in range(0, queries.size, EXACT_CHUNK):
-            chunk = queries[start:start + EXACT_CHUNK]
-            matrix = score_candidates(self._items.arrays, chunk, candidates, self.settings, self._watermark)
-            self._similar.add_terms(chunk, candidates, matrix)
-            for offset, query in enumerate(chunk.tolist()):
-                row_scores = matrix[offset]
-                row_scores[candidates == query] = -np.inf
-                best = [c for c in top_k(row_scores, k + 1).tolist() if candidates[c] != query][:k]
-                rows[start + offset, :len(best)] = candidates[best]
-                scores[start + offset, :len(best)] = row_scores[best]
-        return rows, scores
-
     def _attribute_term(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
         """The catalog's score term (:mod:`streamer.core.attributes`), its lift measured on the stream."""
         return self._affinity.term(queries, candidates, self._affinity.refresh(self._event_count))
+
 
     def user_vector(self, user: str) -> np.ndarray | None:
         """Mean of the open session's item vectors, weighted by ``user_decay ** age``; None if unknown."""
@@ -261,15 +208,6 @@ class Trainer(BatchLearning):
             return None
         weights = session_weights(rows.size, self.settings.user_decay).astype(np.float32)
         return (weights[:, None] * self._served(rows)).sum(axis=0)
-
-    def take_changed(self) -> set[str]:
-        """Ids whose served vector changed since the last call (trained, created, initialised)."""
-        count = len(self._items.ids)
-        dirty = self._items.arrays.dirty
-        rows = np.flatnonzero(dirty[:count] & DIRTY_SERVED)
-        dirty[rows] &= np.uint8(~DIRTY_SERVED & 0xFF)
-        ids, status = self._items.ids, self._items.arrays.status
-        return {ids[row] for row in rows.tolist() if status[row] == ITEM_LIVE}
 
     def take_retired(self) -> set[str]:
         """Ids retired, evicted or expired since the last call (and not back since)."""

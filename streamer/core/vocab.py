@@ -114,6 +114,7 @@ class ItemTable:
     def forget_changes(self) -> None:
         """Start a new delta (:mod:`streamer.core.delta`): what changed outside the ``dirty`` rows since then."""
         self.released: list[tuple[str, int]] = []  # (id, row) released: their rows were zeroed
+        self.freed: list[int] = []  # rows released since the serving side last looked (streamer.core.serving)
         self.attributes_changed: set[str] = set()
         self.retired_changed: set[str] = set()
 
@@ -167,6 +168,7 @@ class ItemTable:
             item = self.ids[row]
             ids.append(item)
             self.released.append((item, row))
+            self.freed.append(row)
             del self.rows[item]
             self.ids[row] = None
             self.free.append(row)

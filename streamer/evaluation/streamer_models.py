@@ -2,7 +2,9 @@
 
 - "streamer": the ranking the engine serves, ``Trainer.most_similar(item, k)`` (its batched form
   ``most_similar_many`` when the engine has it);
-- "streamer-cosine": plain cosine ranking (:func:`rank_by_cosine`) on ``Trainer.vectors()``.
+- "streamer-cosine": plain cosine ranking (:func:`rank_by_cosine`) on ``Trainer.vectors()``;
+- "streamer-exact": "streamer" by brute force (``exact=True``: every item scored, no neighbour index), the
+  reference the index's served quality is measured against (docs/neighbours.md).
 
 Both learn with ``Trainer.learn(events)``, the same call the daemon makes, and take the catalog protocol's
 upserts with ``Trainer.catalog(updates)`` (the daemon's catalog-topic call). The Trainer is imported
@@ -16,7 +18,7 @@ from typing import Any
 
 from streamer.evaluation.protocol import Event, rank_by_cosine
 
-__all__ = ["StreamerCosineModel", "StreamerModel"]
+__all__ = ["StreamerCosineModel", "StreamerExactModel", "StreamerModel"]
 
 
 _WARMED: set[tuple] = set()
@@ -38,6 +40,7 @@ class StreamerModel:
     """Ranks with ``most_similar``; a query item the Trainer has no vector for is a miss."""
 
     name = "streamer"
+    exact = False
 
     def __init__(self, seed: int = 1, trainer=None, **settings):
         self.trainer = trainer if trainer is not None else _new_trainer(seed, settings)
@@ -61,11 +64,19 @@ class StreamerModel:
         known = self.known_items()
         asked = [query for query in query_items if query in known]
         if hasattr(self.trainer, "most_similar_many"):  # the batched form of most_similar, when the engine has it
-            answers = self.trainer.most_similar_many(asked, k)
+            answers = (self.trainer.most_similar_many(asked, k, exact=True) if self.exact
+                       else self.trainer.most_similar_many(asked, k))
         else:
             answers = [self.trainer.most_similar(query, k) for query in asked]
         ranked = {query: [item for item, _ in answer if item != query][:k] for query, answer in zip(asked, answers)}
         return [ranked.get(query) for query in query_items]
+
+
+class StreamerExactModel(StreamerModel):
+    """``most_similar(..., exact=True)``: the brute force over every live item."""
+
+    name = "streamer-exact"
+    exact = True
 
 
 class StreamerCosineModel:

@@ -24,6 +24,8 @@ from redis.retry import Retry
 
 from streamer.errors import StreamerError
 from streamer.io.lease import FENCE_CHECK, Lease
+from streamer.io.neighbour_lists import DueLists
+from streamer.io.neighbour_lists import refresh as refresh_lists
 from streamer.keys import DTYPE, FIELD_UPDATED_AT, FIELD_VECTOR, FIELD_VERSION, Keys, encode_vector, index_definition
 from streamer.logs import log_event
 
@@ -31,7 +33,6 @@ __all__ = ["FencedError", "FlushResult", "RedisSink", "Snapshot", "connect_redis
 
 logger = logging.getLogger("streamer.redis")
 BATCH = 256
-NEIGHBOUR_CHUNK = 64
 
 _WRITE_ITEMS = FENCE_CHECK + f"""
 for i = 2, #KEYS do
@@ -41,6 +42,7 @@ end
 return #KEYS - 1
 """
 _DELETE = FENCE_CHECK + "for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end return #KEYS - 1\n"
+_UNLIST = FENCE_CHECK + "for i = 2, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV, 2)) end return #KEYS - 1\n"
 _WRITE_USERS = FENCE_CHECK + """
 for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[2]) end
 return #KEYS - 1
@@ -113,26 +115,46 @@ class RedisSink:
         self.dirty: dict[str, float] = {}          # item -> produce time of its oldest unpublished change
         self.retired: set[str] = set()
         self.users: set[str] = set()
-        self.neighbours_due: dict[str, None] = {}  # insertion-ordered set
+        self.neighbours_due = DueLists()  # item -> when due, changes, urgent (streamer.io.neighbour_lists)
+        self.holders: set[str] = set()  # items whose published list holds a released item (ZREM at the next flush)
         self.last_flush: float | None = None
         self.in_flight = 0  # snapshots taken and not settled yet
         self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
         self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
         self._scripts = {name: client.register_script(source) for name, source in (
             ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
-            ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META))}
+            ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META), ("unlist", _UNLIST))}
 
     # -- marking --------------------------------------------------------------------------------
-    def add_items(self, items, produced_at: float | None) -> None:
+    def add_items(self, items, produced_at: float | None, urgent: bool = False) -> None:
         """Mark ``items`` dirty; ``produced_at`` None (a change not caused by new events, e.g. spare-time
-        replay) gives no freshness sample unless an event changes the item again before the flush."""
-        dirty = self.dirty
+        replay) gives no freshness sample unless an event changes the item again before the flush.
+        Their neighbour lists are due too (``urgent``: a catalog upsert, rewritten at once)."""
+        dirty, retired = self.dirty, self.retired
+        items = list(items)
         for item in items:
-            self.retired.discard(item)
+            retired.discard(item)
             if dirty.get(item) is None:
                 dirty[item] = produced_at
-            if self._neighbours_count:
-                self.neighbours_due[item] = None
+        if self._neighbours_count:
+            self.neighbours_due.mark(items, time.time(), urgent)
+
+    def add_lists_due(self, items) -> None:
+        """Items whose neighbour list holds a released item: the next flush removes the released items from
+        these lists (``ZREM``, with their own keys' deletion) and the lists are due for a rewrite."""
+        if self._neighbours_count:
+            items = list(items)
+            self.holders.update(items)
+            self.neighbours_due.mark(items, time.time())
+
+    def _unlist_calls(self, retired: list[str]) -> list[tuple]:
+        """``ZREM`` the retired ids from the lists that hold them (they are rewritten later, as due)."""
+        if not retired or not self.holders:
+            return []
+        holders, self.holders = sorted(self.holders), set()
+        return [("unlist", [self._keys.neighbours(item) for item in holders[start:start + BATCH]], members)
+                for start in range(0, len(holders), BATCH)
+                for members in (retired[offset:offset + 1000] for offset in range(0, len(retired), 1000))]
 
     def add_retired(self, items) -> None:
         for item in items:
@@ -171,7 +193,7 @@ class RedisSink:
         self.add_items(pending.get("items", ()), time.time())
         self.add_retired(pending.get("retired", ()))
         if self._neighbours_count:
-            self.neighbours_due.update(dict.fromkeys(pending.get("neighbours", ())))
+            self.neighbours_due.mark(pending.get("neighbours", ()), time.time())
 
     def server_id(self) -> str | None:
         """The Redis server's ``run_id`` (a new one after every restart); called by the lease renewer."""
@@ -203,6 +225,7 @@ class RedisSink:
             chunk = retired[start:start + BATCH]
             calls.append(("delete", [key for item in chunk
                                      for key in (self._keys.item(item), self._keys.neighbours(item))], []))
+        calls += self._unlist_calls(retired)
         calls.append(self._meta_call(engine, now))
         dirty = self.dirty
         stamps = {item: dirty.pop(item) for item in items}
@@ -241,38 +264,22 @@ class RedisSink:
         self.retired.update(item for item in snapshot.retired if item not in dirty)
         self.users.update(snapshot.users)
 
-    def refresh_neighbours(self, engine, limit: int, budget_seconds: float = 0.1) -> int:
-        """Replace ``{ns}:nn:{id}`` of up to ``limit`` changed items with ``engine.most_similar``.
-
-        Queries go in small chunks and stop after ``budget_seconds``, so a large catalog never stalls
-        the loop; the rest stay due for the next refresh.
-        """
+    def refresh_neighbours(self, engine, limit: int, budget_seconds: float = 0.1, max_wait: float = 30.0,
+                           only: list[str] | None = None) -> list[float]:
+        """Rewrite due ``{ns}:nn:{id}`` lists (most urgent first, :mod:`streamer.io.neighbour_lists`) for up to
+        ``budget_seconds``; the rest stay due. Returns the age of each list written (due → written, seconds)."""
         if not self._neighbours_count:
             self.neighbours_due.clear()
-            return 0
-        began, done = time.monotonic(), 0
-        due = list(self.neighbours_due)[:limit]
-        for start in range(0, len(due), NEIGHBOUR_CHUNK):
-            chosen = due[start:start + NEIGHBOUR_CHUNK]
-            keys, args, written = [], [], []
-            for item, neighbours in zip(chosen, engine.most_similar_many(chosen, self._neighbours_count)):
-                if not neighbours and engine.vector(item) is None:
-                    continue
-                keys.append(self._keys.neighbours(item))
-                args.append(len(neighbours))
-                for other, score in neighbours:
-                    args.extend((float(score), other))
-                written.append((item, [other for other, _ in neighbours]))
-            if keys:
-                self._execute([("neighbours", keys, args)])
-                if self.on_neighbours is not None:
-                    self.on_neighbours(written)
-            for item in chosen:
-                self.neighbours_due.pop(item, None)
-            done += len(chosen)
-            if time.monotonic() - began > budget_seconds:
-                break
-        return done
+            return []
+        return refresh_lists(self, engine, self._neighbours_count, limit, budget_seconds, max_wait, only)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    def execute(self, calls: list[tuple]) -> None:
+        """Run ``(script, keys, args)`` calls in one fenced pipeline (see ``_execute``)."""
+        self._execute(calls)
 
     def create_index(self, vector_size: int) -> bool:
         """``FT.CREATE`` over the item hashes; False (and a log line) when the server has no search module."""

@@ -31,7 +31,8 @@ def test_replayed_data_set_is_published_with_the_in_process_vectors(
     produce(kafka_bootstrap, topic, ((user.encode(), event_value(user, item, ts)) for user, item, ts in rows))
     settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state",
                             max_poll_records=777, neighbours_batch=4000, metrics_port=metrics_port,
-                            status_interval=0.5, fetcher=fetcher, **KNOBS)
+                            status_interval=0.5, fetcher=fetcher, publish_threshold=0.0,  # every change: exact
+                            **KNOBS)
 
     with DaemonThread(settings) as running:
         wait_for(lambda: manifest_offsets(tmp_path / "state").get((topic, 0)) == len(rows), 120,

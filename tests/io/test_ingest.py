@@ -27,7 +27,7 @@ class FakeSink:
     def __init__(self):
         self.items, self.retired, self.users, self.produced_at = set(), set(), set(), []
 
-    def add_items(self, items, produced_at):
+    def add_items(self, items, produced_at, urgent=False):
         self.items.update(items)
         self.produced_at.append(produced_at)
 

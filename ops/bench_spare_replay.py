@@ -1,0 +1,170 @@
+"""After a burst: how fast the daemon pays its replay debt in spare time, and what it writes to Redis meanwhile.
+
+    python ops/bench_spare_replay.py [--events 300000] [--items 300000] [--seconds 30] [--profile]
+
+On the local stack (Tansu + redis-server): a topic pre-filled with ``events`` Zipf-popular clicks over
+``items`` ids (a burst), the real daemon in this process. Once it has learned every event (its replay
+owed: ``replay_mode=spare``), the debt's fall over ``seconds`` gives the spare-time replay rate (draws/s);
+Redis item writes (``streamer_items_published_total``) and neighbour lists written are counted per learned
+event over the burst, and again per replayed draw in spare time. Then, the daemon stopped, the same engine
+pays its debt alone for 5 s (chunks of 1,000 draws, as the loop does): the most the loop could reach. ``--profile`` samples the daemon loop's
+stack every 5 ms (a thread reading ``sys._current_frames``) and prints where the spare time went.
+Figures are taken on a shared machine: run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
+from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+
+from streamer.app import Daemon  # noqa: E402
+from streamer.config import load_settings  # noqa: E402
+from streamer.localstack import LocalStack  # noqa: E402
+from streamer.replay import encode_event  # noqa: E402
+
+
+def burst(events: int, items: int, seed: int = 0):
+    """``(key, value)`` messages: sessions of 2..20 clicks on Zipf(0.9)-popular items, a second apart."""
+    random = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.9
+    drawn = random.choice(items, size=events, p=popularity / popularity.sum())
+    position, session, ts = 0, 0, 1.0e9
+    while position < events:
+        length = int(random.integers(2, 21))
+        user = f"user{session}"
+        for item in drawn[position:position + length].tolist():
+            yield user.encode(), encode_event(user, f"item{item}", ts)
+            ts += 1.0
+        position += length
+        session += 1
+
+
+class StackSampler:
+    """Counts the innermost streamer/numpy frames of one thread, sampled every ``interval`` seconds."""
+
+    def __init__(self, thread_id: int, interval: float = 0.005):
+        self.thread_id, self.interval = thread_id, interval
+        self.counts: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            frame = sys._current_frames().get(self.thread_id)
+            path = []
+            while frame is not None and len(path) < 4:
+                code = frame.f_code
+                if "streamer" in code.co_filename:
+                    path.append(f"{Path(code.co_filename).name}:{code.co_name}")
+                frame = frame.f_back
+            self.counts[" < ".join(path) or "?"] += 1
+
+    def report(self, top: int = 12) -> list[str]:
+        total = sum(self.counts.values()) or 1
+        return [f"{100 * count / total:5.1f}%  {path}" for path, count in self.counts.most_common(top)]
+
+
+def run(events: int, items: int, seconds: float, profile: bool, state: Path, extra: dict | None = None) -> dict:
+    with LocalStack(log_dir=state / "stack") as stack:
+        topic = "burst"
+        admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=20, batch_size=256 * 1024)
+        for key, value in burst(events, items):
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+        producer.close()
+        settings = load_settings(flags=dict(
+            bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url, topic=topic, catalog_topic="",
+            group="burst-group", namespace="burst", checkpoint_dir=str(state / "checkpoint"),
+            checkpoint_interval=600.0, status_interval=5.0, session_timeout_ms=3000, heartbeat_interval_ms=1000,
+            **(extra or {})), environ={})
+        daemon = Daemon(settings)
+        runner = threading.Thread(target=daemon.run, name="daemon", daemon=True)
+        runner.start()
+        began = time.monotonic()
+        while not (daemon.active and daemon.active.engine.event_count >= events):
+            if time.monotonic() - began > 900:
+                raise RuntimeError("the burst was not learned within 900 s")
+            time.sleep(0.2)
+        active, metrics = daemon.active, daemon.metrics
+        learned_seconds = time.monotonic() - began
+        published_burst = metrics.items_published._value.get()
+        lists_burst = _lists_written(active)
+        debt_before, published_before, lists_before = active.engine.replay_debt, published_burst, lists_burst
+        started = time.monotonic()
+        sampler = StackSampler(runner.ident) if profile else None
+        if sampler:
+            sampler.__enter__()
+        while time.monotonic() - started < seconds and active.engine.replay_debt:
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        if sampler:
+            sampler.__exit__(None, None, None)
+        debt_after = active.engine.replay_debt
+        published_after, lists_after = metrics.items_published._value.get(), _lists_written(active)
+        daemon.request_stop(watchdog=False)
+        runner.join(120)
+        engine, drawn, alone_began = active.engine, 0, time.monotonic()
+        while engine.replay_debt and time.monotonic() - alone_began < 5.0:  # the same engine, no daemon around it
+            drawn += engine.replay(min(1000, engine.replay_debt))
+        alone = drawn / max(time.monotonic() - alone_began, 1e-9)
+    paid = debt_before - debt_after
+    return {"events": events, "items_in_model": active.engine.item_count, "learn_seconds": round(learned_seconds, 1),
+            "debt_after_burst": int(debt_before), "spare_seconds": round(elapsed, 1),
+            "replay_draws_per_second": round(paid / elapsed, 1),
+            "engine_alone_draws_per_second": round(alone, 1),
+            "item_writes_per_learned_event": round(published_burst / events, 3),
+            "item_writes_per_replayed_draw": round((published_after - published_before) / max(paid, 1), 4),
+            "item_writes_in_spare_time": int(published_after - published_before),
+            "lists_written_during_burst": lists_burst, "lists_written_in_spare_time": lists_after - lists_before,
+            "profile": sampler.report() if sampler else None}
+
+
+def _lists_written(active) -> int:
+    counter = getattr(active.metrics, "lists_written", None)
+    return int(counter._value.get()) if counter is not None else -1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--items", type=int, default=300_000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--profile", action="store_true")
+    arguments = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="streamer-spare-"))
+    try:
+        result = run(arguments.events, arguments.items, arguments.seconds, arguments.profile, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    for line in result.pop("profile") or []:
+        print("profile", line)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
