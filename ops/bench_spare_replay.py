@@ -14,14 +14,19 @@ Figures are taken on a shared machine: run it twice.
 
 from __future__ import annotations
 
-import argparse
-import collections
-import shutil
-import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
+import os
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as the streamer command sets them
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
+
+# One BLAS thread unless told otherwise (before numpy is imported by any command): the daemon's loop owns one
+# core beside its fetch process, and a multi-threaded BLAS spinning on the loop's small matrix products against
+# them made neighbour lists 4.5x slower on a loaded 2-core machine (docs/neighbours.md).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 from streamer import __version__
 from streamer.errors import StreamerError

@@ -8,7 +8,8 @@ re-scores their union exactly:
 - ``index``: the ``index_candidates`` cosine neighbours of the query's served vector
   (:class:`~streamer.core.neighbours.NeighbourIndex`);
 - ``popular``: the ``popular_candidates`` items with the highest prior (decayed count) right now, shared
-  by every query (recomputed every ``popular_refresh`` events; scored with one matrix product);
+  by every query (recomputed once ``popular_refresh`` events arrived since, default 1: at the next query
+  after any event; scored with one matrix product);
 
 and any source added to :attr:`SimilarItems.sources`: a callable ``(engine_arrays, query_rows)`` returning
 either (len(query_rows), m) rows, one list per query, or (n,) rows shared by every query; -1 for none.
@@ -38,7 +39,7 @@ class SimilarItems:
     """The candidate sources and the neighbour index of one engine."""
 
     def __init__(self, vector_size: int, seed: int = 0, index_candidates: int = 64, popular_candidates: int = 1024,
-                 move_threshold: float = 0.05, popular_refresh: int = 5_000, **index_options):
+                 move_threshold: float = 0.05, popular_refresh: int = 1, **index_options):
         self.index = NeighbourIndex(vector_size, seed=seed, **index_options)
         self.index_candidates, self.popular_candidates = index_candidates, popular_candidates
         self.move_threshold, self.popular_refresh = move_threshold, popular_refresh
