@@ -162,7 +162,7 @@ class _Active:
         self.source.topic_ids = dict(manifest.topic_ids)  # saved with the offsets, in the same manifest
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
-                                     self.source, self.sink.pending_snapshot)
+                                     self.source, self.sink.pending_snapshot, background=True)
         self.live = _live_quality(settings, engine, self.sink, self.metrics)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
                                  settings.max_future_seconds, observe=self.live and self.live.observe,
@@ -275,6 +275,8 @@ class _Active:
             if now >= next_checkpoint:
                 next_checkpoint = now + settings.checkpoint_interval
                 self.checkpoint_now()
+            elif self.checkpoint.in_flight:
+                self.settle_checkpoint()
             if self.status.due(now):
                 self.status.report(now)
 
@@ -397,7 +399,8 @@ class _Active:
         self.metrics.lists_due.set(len(self.sink.neighbours_due))
 
     def checkpoint_now(self, force: bool = False) -> bool:
-        """Flush → save → commit; failures are logged (and retried at the next checkpoint), never fatal."""
+        """Flush → save → commit; failures are logged (and retried at the next checkpoint), never fatal. The
+        state is written in the background (the loop learns on) and :meth:`settle_checkpoint` commits."""
         try:
             committed = self.checkpoint.commit(self.engine, force=force)
         except (KafkaError, CheckpointError, OSError) as error:
@@ -407,6 +410,16 @@ class _Active:
         if committed:
             self.metrics.commits.inc()
         return committed
+
+    def settle_checkpoint(self) -> None:
+        """A background checkpoint write that is durable: link it, commit its offsets."""
+        try:
+            committed = self.checkpoint.settle()
+        except (KafkaError, CheckpointError, OSError) as error:
+            log_event(logger, logging.ERROR, "checkpoint_failed", error=repr(error))
+            return
+        if committed:
+            self.metrics.commits.inc()
 
     def _on_revoked(self, revoked) -> None:
         if revoked:

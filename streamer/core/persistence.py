@@ -163,11 +163,13 @@ def read_archive(path, expected_format: str, expected_version: int) -> tuple[dic
             if meta.get("version") != expected_version:
                 raise CheckpointError(f"{path}: unsupported {expected_format} version {meta.get('version')!r} "
                                       f"(expected {expected_version})")
+            capacity = meta.get("item_capacity") if expected_format == FORMAT else None  # a base: rows padded
             arrays = {}
             for name in archive.namelist():
                 if name.endswith(".npy"):
                     with archive.open(name) as member:
-                        arrays[name[:-4]] = np.lib.format.read_array(member, allow_pickle=False)
+                        pad = capacity if name.startswith("items.") and name != "items.noise_tree.npy" else None
+                        arrays[name[:-4]] = _read_member(member, pad)
                         if member.read(1):  # also reaches the end of the member, where its CRC-32 is checked
                             raise ValueError(f"{name}: trailing bytes")
     except CheckpointError:
@@ -177,6 +179,27 @@ def read_archive(path, expected_format: str, expected_version: int) -> tuple[dic
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, orjson.JSONDecodeError, EOFError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from None
     return meta, arrays
+
+
+def _read_member(member, capacity: int | None) -> np.ndarray:
+    """One ``.npy`` member; with ``capacity``, read straight into an array of that many rows (the rest zeros),
+    not into one of its own then copied (restoring a base is mostly this)."""
+    version = np.lib.format.read_magic(member)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(member)
+    if fortran or dtype.hasobject:
+        raise ValueError("unexpected array layout")
+    rows = max(capacity or 0, shape[0] if shape else 0)
+    array = np.zeros((rows,) + tuple(shape[1:]), dtype) if shape else np.zeros((), dtype)
+    view = array[:shape[0]] if shape else array.reshape(1)
+    target = memoryview(view).cast("B") if view.nbytes else memoryview(b"")
+    filled = 0
+    while filled < target.nbytes:
+        count = member.readinto(target[filled:])
+        if not count:
+            raise EOFError("truncated array")
+        filled += count
+    return array
 
 
 def read_state(path) -> tuple[dict, dict[str, np.ndarray]]:

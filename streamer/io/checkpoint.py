@@ -26,27 +26,41 @@ logger = logging.getLogger("streamer.checkpoint")
 
 
 class Checkpoint:
-    """The commit order: flush sinks → persist state + offsets → commit offsets."""
+    """The commit order: flush sinks → persist state + offsets → commit offsets.
+
+    ``background``: the changed state is taken in the caller's thread and written on another one while
+    learning goes on; :meth:`settle` (called by the loop every turn) links it once it is durable and only then
+    commits its offsets. A forced checkpoint (stop, revocation) waits for its write and commits at once.
+    """
 
     def __init__(self, store: CheckpointStore, manifest: Manifest, publish: Callable[[bool], bool],
-                 dead_letters, source, pending: Callable[[], dict[str, list[str]]]):
+                 dead_letters, source, pending: Callable[[], dict[str, list[str]]], background: bool = False):
         self._store = store
         self.manifest = manifest
         self._publish = publish
         self._dead_letters = dead_letters
         self._source = source
         self._pending = pending
+        self.background = background
         self._committed: dict | None = None
         self._saved_mark: tuple | None = None  # engine.change_mark when saved (None: unknown, e.g. after a restart)
+        self._in_flight: tuple | None = None  # (PendingSave, offsets, published, began) of a background write
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight is not None
 
     def commit(self, engine, force: bool = False) -> bool:
-        """Run one checkpoint; True when the offsets were committed to Kafka.
+        """Run one checkpoint; True when the offsets were committed to Kafka (in the background mode a
+        checkpoint that started a write returns False: :meth:`settle` commits).
 
         ``force`` asks the Redis flush to try even while it is backing off (rebalance, shutdown).
         """
         began = time.monotonic()
         published = self._publish(force)
         self._dead_letters.flush()
+        if self._in_flight is not None:  # the previous write is linked first (it has long finished, usually)
+            self._finish()
         offsets = dict(self._source.learned)
         topic_ids = dict(getattr(self._source, "topic_ids", {}))  # the topics these offsets belong to
         mark = engine.change_mark
@@ -55,21 +69,48 @@ class Checkpoint:
                      and topic_ids == self.manifest.topic_ids)
         if unchanged and (not published or offsets == self._committed):
             return offsets == self._committed  # nothing new since the last checkpoint
-        if not unchanged:
-            self.manifest = self._store.save(engine, self.manifest, offsets, self._pending(), topic_ids)
-            self._saved_mark = mark
+        if unchanged:
+            return self._commit_offsets(offsets, published, began)
+        background = self.background and not force
+        save = self._store.begin(engine, self.manifest, offsets, self._pending(), background=background,
+                                 topic_ids=topic_ids)
+        self._saved_mark, self._in_flight = mark, (save, offsets, published, began)
+        return self._finish() if not background or save.done() else False  # a base is written at once
+
+    def settle(self) -> bool | None:
+        """Link a background write that is durable and commit its offsets (True when committed); None while
+        it is still being written or when there is none."""
+        if self._in_flight is None or not self._in_flight[0].done():
+            return None
+        return self._finish()
+
+    def _finish(self) -> bool:
+        save, offsets, published, began = self._in_flight
+        self._in_flight = None
+        try:
+            self.manifest = save.finish()
+        except BaseException:
+            self._saved_mark = None  # not saved: the next checkpoint saves again (a base)
+            raise
+        return self._commit_offsets(offsets, published, began)
+
+    def _commit_offsets(self, offsets: dict, published: bool, began: float) -> bool:
         if not published:
             log_event(logger, logging.WARNING, "checkpoint_saved_commit_deferred", sequence=self.manifest.sequence,
-                      reason="redis unavailable", events=engine.event_count)
+                      reason="redis unavailable", events=self.manifest.event_count)
             return False
         committed = self._source.commit(offsets)
         if committed:
             self._committed = offsets
-        log_event(logger, logging.INFO, "checkpoint", sequence=self.manifest.sequence, events=engine.event_count,
+        log_event(logger, logging.INFO, "checkpoint", sequence=self.manifest.sequence, events=self.manifest.event_count,
                   committed=committed, seconds=round(time.monotonic() - began, 3),
                   bytes=self.manifest.chain[-1].bytes, file=self.manifest.chain[-1].name)
         return committed
 
     def close(self) -> None:
-        """Abandon a background compaction in progress (the saved chain stays valid)."""
+        """Abandon a background compaction in progress (the saved chain stays valid); a segment being written is
+        waited for but not linked (its file is removed by the next save)."""
+        if self._in_flight is not None and self._in_flight[0].writer is not None:
+            self._in_flight[0].writer.thread.join()
+        self._in_flight = None
         self._store.close()

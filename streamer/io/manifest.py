@@ -112,7 +112,9 @@ class Manifest:
         try:
             raw = orjson.loads(data)
             if raw.get("format") == 1:  # one engine file: a chain of one base
-                base = Link(str(raw["state"]), int(raw["sequence"]), 0, _offsets_dict(raw["offsets"]),
+                engine = Path(path).parent / str(raw["state"])
+                size = engine.stat().st_size if engine.exists() else 0
+                base = Link(str(raw["state"]), int(raw["sequence"]), size, _offsets_dict(raw["offsets"]),
                             int(raw["event_count"]))
                 return cls(base.sequence, [base], [], str(raw["model_id"]), float(raw["created_at"]), _pending(raw))
             if raw.get("format") != FORMAT:

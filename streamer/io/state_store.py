@@ -48,7 +48,7 @@ class CheckpointStore:
         self.directory = Path(directory)
         self.compact_ratio = compact_ratio
         self._needs_base = False  # a segment could not be written: its changes were taken, so the next is a base
-        self._compaction: _Compaction | None = None
+        self._compaction: _BackgroundWrite | None = None
         self._tracked = None  # the engine whose changes the chain follows (loaded or saved here)
 
     # ---- loading ------------------------------------------------------------------------------------------
@@ -101,30 +101,31 @@ class CheckpointStore:
     def save(self, engine, manifest: Manifest, offsets: dict, pending: dict[str, list[str]],
              topic_ids: dict[str, str] | None = None) -> Manifest:
         """Write a segment (a base when there is no chain yet), then switch the manifest to it atomically."""
+        return self.begin(engine, manifest, offsets, pending, background=False, topic_ids=topic_ids).finish()
+
+    def begin(self, engine, manifest: Manifest, offsets: dict, pending: dict[str, list[str]],
+              background: bool = True, topic_ids: dict[str, str] | None = None) -> "PendingSave":
+        """Take what changed now (in the caller's thread: the state it describes is this one) and write it on a
+        background thread; ``finish()`` waits for it and switches the manifest. Learning may go on meanwhile:
+        what it changes goes to the next segment. A base (no chain yet, or after a failed write) is written here."""
         self.directory.mkdir(parents=True, exist_ok=True)
         sequence = manifest.sequence + 1
         if not manifest.chain or self._needs_base or engine is not self._tracked:
+            self.close()  # a compaction of the old chain is of no use any more
             name = f"base-{sequence:08d}.ckpt"
             size = write_archive(self.directory / name, *trainer_state(engine))
             delta.start_tracking(engine)
             self._needs_base, self._tracked = False, engine
-            chain, previous = [], manifest.chain or manifest.previous
-        else:
-            name = f"delta-{sequence:08d}.seg"
-            meta, arrays = delta.collect(engine)
-            try:
-                size = write_archive(self.directory / name, meta, arrays)
-            except BaseException:
-                self._needs_base = True
-                raise
-            chain, previous = list(manifest.chain), manifest.previous
-        link = Link(name, sequence, size, dict(offsets), engine.event_count, dict(topic_ids or {}))
-        updated = Manifest(sequence, chain + [link], previous, manifest.model_id, time.time(), pending)
-        updated = self._switch_to_compacted(updated)
-        write_manifest(self.directory, updated)
-        self._remove_unreferenced(updated)
-        self._maybe_compact(engine, updated)
-        return updated
+            link = Link(name, sequence, size, dict(offsets), engine.event_count, dict(topic_ids or {}))
+            return PendingSave(self, manifest, link, pending, None, base=True)
+        name = f"delta-{sequence:08d}.seg"
+        meta, arrays = delta.collect(engine)
+        link = Link(name, sequence, 0, dict(offsets), engine.event_count, dict(topic_ids or {}))
+        self._maybe_compact(engine, manifest, link, sum(value.nbytes for value in arrays.values()))
+        writer = _BackgroundWrite(self.directory / name, (meta, arrays))
+        if not background:
+            writer.thread.join()
+        return PendingSave(self, manifest, link, pending, writer)
 
     def _switch_to_compacted(self, manifest: Manifest) -> Manifest:
         """A finished background base becomes the chain's start: base, then the segments written after it."""
@@ -145,18 +146,19 @@ class CheckpointStore:
         return Manifest(manifest.sequence, [compaction.link] + kept, older, manifest.model_id, manifest.created_at,
                         manifest.pending)
 
-    def _maybe_compact(self, engine, manifest: Manifest) -> None:
-        """Start a background base from the state just saved when the segments have grown large."""
-        if self._compaction is not None or len(manifest.chain) < 2:
+    def _maybe_compact(self, engine, manifest: Manifest, link: Link, estimate: int) -> None:
+        """Start a background base from the state of segment ``link`` (taken just now) when the segments have
+        grown large; it replaces the chain up to ``link`` once both are durable."""
+        if self._compaction is not None or not manifest.chain:
             return
         base, segments = manifest.chain[0], manifest.chain[1:]
-        if sum(link.bytes for link in segments) < self.compact_ratio * base.bytes and len(segments) < MAX_SEGMENTS:
+        if (sum(segment.bytes for segment in segments) + estimate < self.compact_ratio * base.bytes
+                and len(segments) + 1 < MAX_SEGMENTS):
             return
-        last = manifest.chain[-1]
-        name = f"base-{last.sequence:08d}.ckpt"
-        self._compaction = _Compaction(self.directory / name, trainer_state(engine, snapshot=True),
-                                       Link(name, last.sequence, 0, last.offsets, last.event_count,
-                                            last.topic_ids))
+        name = f"base-{link.sequence:08d}.ckpt"
+        self._compaction = _BackgroundWrite(self.directory / name, trainer_state(engine, snapshot=True),
+                                            Link(name, link.sequence, 0, link.offsets, link.event_count,
+                                                 link.topic_ids))
 
     def _remove_unreferenced(self, manifest: Manifest) -> None:
         keep = {link.name for link in manifest.chain + manifest.previous}
@@ -180,10 +182,40 @@ class CheckpointStore:
             compaction.thread.join()
 
 
-class _Compaction:
-    """A base snapshot written on its own thread; ``done`` is set when it is durable (or failed: ``error``)."""
+class PendingSave:
+    """A checkpoint file being written; ``finish()`` waits for it, then links it into the manifest (the commit
+    point) and returns the new manifest. A failed write raises there (and the next checkpoint is a base)."""
 
-    def __init__(self, path: Path, state: tuple[dict, dict], link: Link):
+    def __init__(self, store: CheckpointStore, manifest: Manifest, link: Link, pending: dict, writer, base=False):
+        self.store, self.manifest, self.link, self.pending, self.writer, self.base = \
+            store, manifest, link, pending, writer, base
+
+    def done(self) -> bool:
+        return self.writer is None or self.writer.done.is_set()
+
+    def finish(self) -> Manifest:
+        store, manifest, link = self.store, self.manifest, self.link
+        if self.writer is not None:
+            self.writer.thread.join()
+            if self.writer.error is not None:
+                store._needs_base = True
+                store.close()
+                raise self.writer.error
+            link.bytes = self.writer.link.bytes
+        chain, previous = ([], manifest.chain or manifest.previous) if self.base else (list(manifest.chain),
+                                                                                      manifest.previous)
+        updated = Manifest(link.sequence, chain + [link], previous, manifest.model_id, time.time(), self.pending)
+        updated = store._switch_to_compacted(updated)
+        write_manifest(store.directory, updated)
+        store._remove_unreferenced(updated)
+        return updated
+
+
+class _BackgroundWrite:
+    """An archive written on its own thread; ``done`` is set when it is durable (or failed: ``error``)."""
+
+    def __init__(self, path: Path, state: tuple[dict, dict], link: Link | None = None):
+        link = link or Link(path.name, 0, 0)
         self.path, self.link, self.state = path, link, state
         self.done, self.cancel = threading.Event(), threading.Event()
         self.error: Exception | None = None
@@ -195,7 +227,7 @@ class _Compaction:
         began = time.monotonic()
         try:
             self.link.bytes = write_archive(self.path, *self.state, cancelled=self.cancel.is_set)
-        except (CheckpointError, OSError, ValueError) as error:
+        except (CheckpointError, OSError, ValueError) as error:  # raised by finish() / logged by the switch
             self.error = error
         finally:
             self.state = None

@@ -28,6 +28,15 @@ def _files(directory) -> dict[str, int]:
     return {path.name: path.stat().st_size for path in directory.iterdir() if not path.name.startswith(".")}
 
 
+def _quiet(directory) -> bool:
+    """No base being written now nor 3 s later (the catalog's segments trigger compactions as they come)."""
+    for _ in range(2):
+        if any(directory.glob(".base-*.tmp")):
+            return False
+        time.sleep(3.0)
+    return True
+
+
 def test_a_small_batch_writes_what_changed_and_a_killed_daemon_commits_again(
         kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path):
     topic = make_topic(partitions=1)
@@ -43,6 +52,7 @@ def test_a_small_batch_writes_what_changed_and_a_killed_daemon_commits_again(
     process = spawn_daemon(flags, log)
     try:
         wait_for(lambda: manifest_offsets(state).get((catalog, 0)) == ITEMS // 1000, 240, "the catalog in a checkpoint")
+        wait_for(lambda: _quiet(state), 240, "the background compactions of the catalog to end")
         before = _files(state)
         users = [f"user{index}" for index in range(EVENTS // 5)]
         messages = [(user.encode(), orjson.dumps({"user": user, "item": f"item{(7 * number + step) % HOT}",

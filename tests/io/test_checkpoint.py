@@ -73,9 +73,9 @@ class RecordingStore(CheckpointStore):
         super().__init__(directory)
         self.recorder = recorder
 
-    def save(self, engine, manifest, offsets, pending, topic_ids=None):
+    def begin(self, engine, manifest, offsets, pending, background=True, topic_ids=None):
         self.recorder.calls.append(("save", dict(offsets), tuple(pending["items"])))
-        return super().save(engine, manifest, offsets, pending, topic_ids)
+        return super().begin(engine, manifest, offsets, pending, background, topic_ids)
 
 
 def _checkpoint(tmp_path, recorder) -> Checkpoint:
@@ -131,3 +131,28 @@ def test_replay_paid_without_new_events_is_saved(tmp_path):
     assert [call[0] for call in recorder.calls if isinstance(call, tuple)] == ["save", "commit"]
     restored, _ = CheckpointStore(tmp_path).load(Trainer.load)
     assert restored.replay_debt == 0
+
+
+def test_background_checkpoint_commits_only_once_its_write_is_linked(tmp_path):
+    recorder = Recorder()
+    checkpoint = Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
+                            recorder.pending, background=True)
+    engine = _engine()
+    assert checkpoint.commit(engine)  # the first one is a base, written at once
+    engine.learn([("u9", "i9", 10.0)])
+    recorder.learned, recorder.calls = {("events", 0): 7}, []
+    assert not checkpoint.commit(engine)  # the segment is being written: no commit yet
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
+    assert checkpoint.in_flight
+    import time
+
+    deadline = time.monotonic() + 30
+    while checkpoint.settle() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.calls[-1] == ("commit", {("events", 0): 7}) and not checkpoint.in_flight
+    restored, manifest = CheckpointStore(tmp_path).load(Trainer.load)
+    assert manifest.offsets == {("events", 0): 7} and restored.event_count == engine.event_count
+    engine.learn([("u9", "i8", 11.0)])
+    recorder.learned = {("events", 0): 8}
+    assert checkpoint.commit(engine, force=True)  # a stop's checkpoint waits and commits
+    assert CheckpointStore(tmp_path).load(Trainer.load)[1].offsets == {("events", 0): 8}
