@@ -186,8 +186,8 @@ def measure(items: int, queries: int, recall_queries: int, rate: float, seconds:
     result["recall_at_10"] = round(recall_at_10(trainer, chosen[:recall_queries]), 4)
     result["recall_queries"] = recall_queries
     if not trained:
-        result["memory"] = serving_memory(trainer)
         result["freshness"] = freshness_under_load(trainer, rate, seconds)
+        result["memory"] = serving_memory(trainer)  # after publishing: the published-vector state exists
     return result
 
 

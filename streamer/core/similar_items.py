@@ -8,8 +8,8 @@ re-scores their union exactly:
 - ``index``: the ``index_candidates`` cosine neighbours of the query's served vector
   (:class:`~streamer.core.neighbours.NeighbourIndex`);
 - ``popular``: the ``popular_candidates`` items with the highest prior (decayed count) right now, shared
-  by every query (recomputed once ``popular_refresh`` events arrived since, default 1: at the next query
-  after any event; scored with one matrix product);
+  by every query (recomputed once events equal to ``popular_refresh`` of the catalog, 1%, arrived since:
+  an O(items) pass, every 10,000 events at 1M items; scored with one matrix product);
 
 and any source added to :attr:`SimilarItems.sources`: a callable ``(engine_arrays, query_rows)`` returning
 either (len(query_rows), m) rows, one list per query, or (n,) rows shared by every query; -1 for none.
@@ -39,7 +39,7 @@ class SimilarItems:
     """The candidate sources and the neighbour index of one engine."""
 
     def __init__(self, vector_size: int, seed: int = 0, index_candidates: int = 64, popular_candidates: int = 1024,
-                 move_threshold: float = 0.05, popular_refresh: int = 1, **index_options):
+                 move_threshold: float = 0.05, popular_refresh: float = 0.01, **index_options):
         self.index = NeighbourIndex(vector_size, seed=seed, **index_options)
         self.index_candidates, self.popular_candidates = index_candidates, popular_candidates
         self.move_threshold, self.popular_refresh = move_threshold, popular_refresh
@@ -48,6 +48,7 @@ class SimilarItems:
         self.built = False
         self._indexed = np.zeros(0, bool)  # per row: in the index
         self._popular: np.ndarray | None = None
+        self.index_size_hint = 0  # live items at the last popular refresh
         self._popular_at = -1
 
     # ---- keeping the index up to date -----------------------------------------------------------------
@@ -133,14 +134,16 @@ class SimilarItems:
         return self._popular
 
     def refresh_popular(self, arrays, row_count: int, settings, now: float, event_count: int) -> None:
-        """The ``popular_candidates`` live rows with the highest prior, every ``popular_refresh`` events."""
-        if self._popular is not None and event_count - self._popular_at < self.popular_refresh:
+        """The ``popular_candidates`` live rows with the highest prior, again after ``popular_refresh`` x items events."""
+        if (self._popular is not None
+                and event_count - self._popular_at < max(1.0, self.popular_refresh * self.index_size_hint)):
             return
         live = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
         counts = popularity_counts(arrays, live, settings.popularity_half_life, now)
         count = min(self.popular_candidates, live.size)
         self._popular = live[np.argpartition(-counts, count - 1)[:count]] if count else np.zeros(0, np.int64)
         self._popular_at = event_count
+        self.index_size_hint = live.size
 
     def candidates(self, arrays, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every source's candidates: (per query (len(queries), m) rows, shared (n,) rows); -1 for none."""
