@@ -147,7 +147,7 @@ def test_scale_section_ratios_and_rows():
     assert ratios == {"checkpoint_vs_target": 0.5, "checkpoint_vs_base_bytes": 1 / 16, "largest_structure": "id_maps"}
     text = markdown_report({"machine": HAND_MADE["machine"], "sections": {"scale": {"sizes": [size]}},
                             "ratios": {"scale": {"1000": ratios}}})
-    assert "| 0.50 s | 1 MiB | 0.062 of the base | < 1 s: met |" in text
+    assert "| 0.50 s (0.50 s) | 1 MiB | 0.062 of the base | < 1 s: met |" in text
     assert "| 100 | 95 | 0.050 slower | < 0.1 slower: met |" in text
     assert "id_maps 0 MiB" in text and "2.5 s (3)" in text
 

@@ -77,7 +77,8 @@ def _scale_ratios(scale: dict) -> dict:
         checkpoint, memory = size["checkpoint"], dict(size["memory_bytes"])
         memory.pop("capacity_rows", None)
         ratios[str(size["items"])] = {
-            "checkpoint_vs_target": _ratio(checkpoint["checkpoint_seconds"], TARGETS["checkpoint_seconds_at_10k_events"]),
+            "checkpoint_vs_target": _ratio(checkpoint.get("checkpoint_loop_seconds", checkpoint["checkpoint_seconds"]),
+                                           TARGETS["checkpoint_seconds_at_10k_events"]),
             "checkpoint_vs_base_bytes": _ratio(checkpoint["checkpoint_bytes"], checkpoint["base_bytes"]),
             "largest_structure": max(memory, key=memory.get)}
     return ratios
@@ -203,11 +204,13 @@ def _scale_rows(scale: dict, ratios: dict) -> list[Row]:
              _number(size["learning_events_per_second"]), _number(size["growing_events_per_second"]),
              _number(size["growing_slowdown"], 3, " slower"),
              _target("< 0.1 slower", size["growing_slowdown"], TARGETS["growing_slowdown"], at_least=False)),
-            (f"{items}: checkpoint at 10,000 events/s (300,000 events): seconds of the loop / bytes",
-             _number(checkpoint["checkpoint_seconds"], 2, " s"), _number(checkpoint["checkpoint_bytes"] / 2 ** 20, 0, " MiB"),
+            (f"{items}: checkpoint at 10,000 events/s (300,000 events): seconds of the loop (until durable) / bytes",
+             f"{_number(checkpoint.get('checkpoint_loop_seconds', checkpoint['checkpoint_seconds']), 2, ' s')} "
+             f"({_number(checkpoint['checkpoint_seconds'], 2, ' s')})",
+             _number(checkpoint["checkpoint_bytes"] / 2 ** 20, 0, " MiB"),
              _number(mine["checkpoint_vs_base_bytes"], 3, " of the base"),
-             _target("< 1 s", checkpoint["checkpoint_seconds"], TARGETS["checkpoint_seconds_at_10k_events"],
-                     at_least=False)),
+             _target("< 1 s", checkpoint.get("checkpoint_loop_seconds", checkpoint["checkpoint_seconds"]),
+                     TARGETS["checkpoint_seconds_at_10k_events"], at_least=False)),
             (f"{items}: full base snapshot (bytes / seconds), restore seconds (files)",
              f"{checkpoint['base_bytes'] / 2 ** 20:,.0f} MiB / {checkpoint['base_seconds']:.1f} s",
              f"{size['restore_seconds']:.1f} s ({size['restore_chain_files']})", "-", "-"),
