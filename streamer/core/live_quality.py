@@ -160,6 +160,7 @@ class LiveQuality:
                  max_sessions: int = 100_000, seed: int = 1, inherited: Iterable[str] = ()):
         self.sample_rate = sample_rate
         self.inherited = set(inherited)  # items whose list in Redis predates this record: unknown until rewritten
+        self.inherited_at_start = len(self.inherited)
         self.skipped = 0  # sampled queries not scored: their previous item is inherited
         self._random = random.Random(seed).random
         self.shadow = CooccurrenceShadow(shadow_items, shadow_pairs, max_sessions=max_sessions) if shadow_items else None

@@ -96,3 +96,36 @@ def test_live_hit_rate_gauges_follow_real_hits_and_misses(
         assert after_jumps[hits] >= after_inside[hits] > 0
     status = [line for line in caplog.text.splitlines() if "live_hit_streamer=" in line][-1]
     assert "live_hit_cooc=" in status and "live_samples=" in status
+
+
+def test_a_restarted_daemon_starts_with_the_items_of_its_checkpoint_as_inherited(
+        kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path):
+    """Which queries are skipped depends on how soon the restarted daemon rewrites the lists (in spare time), so
+    this checks the start (every item inherited) and the accounting (each later query scored or skipped); that
+    an inherited list is skipped until rewritten is unit-tested."""
+    port = free_port()
+    topic = make_topic(partitions=1)
+    make_topic(partitions=1, name=f"{topic}-catalog")
+    teach = clustered_events(CLUSTERS, ITEMS_PER_CLUSTER, sessions=300, length=6, seed=1)
+    later = [(f"later{user}", item, ts) for user, item, ts in
+             clustered_events(CLUSTERS, ITEMS_PER_CLUSTER, sessions=20, length=6, seed=2, start=teach[-1][2] + 1e4)]
+    settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state", metrics_port=port,
+                            neighbours_interval=0.1, neighbours_batch=100_000, live_sample_rate=1.0, seed=3,
+                            vector_size=16, workers=1)
+    with DaemonThread(settings):
+        _send(kafka_bootstrap, topic, teach)
+        wait_for(lambda: _scrape(port).get("streamer_live_samples_total") == len(_protocol_pairs(teach)), 120,
+                 "every teaching event scored")
+    with DaemonThread(settings) as running:
+        wait_for(lambda: running.daemon.active is not None, 60, "the restarted daemon to become active")
+        live = running.daemon.active.live
+        assert live.inherited_at_start == len({item for _, item, _ in teach})
+        assert live.inherited <= {item for _, item, _ in teach}  # shrinking as the lists are rewritten
+        _send(kafka_bootstrap, topic, later)
+        pairs = len(_protocol_pairs(later))
+
+        def counted() -> float:
+            metrics = _scrape(port)
+            return metrics.get("streamer_live_samples_total", 0) + metrics.get("streamer_live_skipped_total", 0)
+
+        wait_for(lambda: counted() == pairs, 120, "every later query scored or skipped")
