@@ -161,8 +161,9 @@ class _Active:
             self.source.follow_committed = False
         self.source.topic_ids = dict(manifest.topic_ids)  # saved with the offsets, in the same manifest
         self.publisher = Publisher(self.sink)
-        self.checkpoint = Checkpoint(store, manifest, lambda force: self.publish(force, wait=True), self.dead_letters,
-                                     self.source, self.sink.pending_snapshot, background=True)
+        self.checkpoint = Checkpoint(store, manifest, self._publish_for_checkpoint, self.dead_letters,
+                                     self.source, self.sink.pending_snapshot, background=True,
+                                     in_flight=lambda: set(self.sink.in_flight_snapshots))
         self.live = _live_quality(settings, engine, self.sink, self.metrics)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,
                                  settings.max_future_seconds, observe=self.live and self.live.observe,
@@ -343,10 +344,12 @@ class _Active:
             self.publish(force=True)  # a new item is usable at once, before its first click
             self._refresh_neighbours(self.sink.neighbours_due.urgent())  # ... with its list; retired: out of lists
 
-    def publish(self, force: bool = False, wait: bool = False) -> bool:
-        """Snapshot the dirty vectors for the publisher thread unless in backoff; ``wait``: until every
-        snapshot is written. False when Redis is down (the failed ids are dirty again)."""
-        submitted = force or self.redis_backoff.ready()
+    def publish(self, force: bool = False, wait: bool = False, room: int = 0) -> bool:
+        """Snapshot the dirty vectors for the publisher thread unless in backoff or ``publisher.depth``
+        (+ ``room``) snapshots are in flight (Redis slow or hung: the loop never waits for it); ``wait``:
+        until every snapshot is written. False when Redis is down (the failed ids are dirty again)."""
+        submitted = (force or self.redis_backoff.ready()) and (
+            wait or self.publisher.in_flight < self.publisher.depth + room)
         if submitted:
             self.sink.feed_republish(self.settings.flush_items)
             try:
@@ -358,11 +361,22 @@ class _Active:
             return self._settle(self.publisher.drain()) and submitted
         return submitted
 
+    def _publish_for_checkpoint(self, force: bool) -> set[int] | None:
+        """Submit what is pending for a checkpoint: the snapshots its commit waits for (empty: all written),
+        or None when changes stay unsubmitted (Redis in backoff, or slow: the commit waits for a later
+        checkpoint). ``force`` (rebalance, shutdown) waits until every snapshot is written."""
+        self.publish(force, wait=force, room=1)
+        if self.sink.unsubmitted:
+            return None
+        return set(self.sink.in_flight_snapshots)
+
     def _settle(self, outcomes: list[tuple]) -> bool:
-        """Count written snapshots, put failed ones back; True when all were written. Raises FencedError."""
+        """Count written snapshots, put failed ones back; True when all were written; a checkpoint waiting
+        for them commits its offsets. Raises FencedError."""
         written = True
         for snapshot, result, error in outcomes:
             self.sink.settled(snapshot, error is None)
+            self._commit_waiting(snapshot.sequence, error is None)
             if error is None and self.live is not None:
                 self.live.forget(snapshot.retired)  # their lists are deleted
             if error is not None:
@@ -385,8 +399,11 @@ class _Active:
         self.redis_backoff.failed(error, sleep=False, dirty=len(self.sink.dirty))
 
     def _refresh_neighbours(self, only: list[str] | None = None) -> None:
-        """Rewrite due neighbour lists for up to ``neighbours_budget`` seconds (``only``: these)."""
+        """Compute due neighbour lists for up to ``neighbours_budget`` seconds (``only``: these); the next
+        snapshot, taken at once, writes them (no Redis call on the loop)."""
         if not self.redis_backoff.ready() or (only is not None and not only):
+            return
+        if self.sink.lists_waiting >= self.settings.neighbours_batch:  # Redis slow or hung: bounded
             return
         settings = self.settings
         try:
@@ -396,6 +413,8 @@ class _Active:
             self.redis_backoff.failed(error, sleep=False)
             return
         self.metrics.observe_neighbours(ages)
+        if self.sink.lists_waiting:
+            self.publish(room=1)  # the lists ride with the next snapshot: now
         self.metrics.lists_due.set(len(self.sink.neighbours_due))
 
     def checkpoint_now(self, force: bool = False) -> bool:
@@ -420,6 +439,14 @@ class _Active:
             return
         if committed:
             self.metrics.commits.inc()
+
+    def _commit_waiting(self, sequence: int, written: bool) -> None:
+        """The commit of a checkpoint that waited for this snapshot, when it was the last one it needed."""
+        try:
+            if self.checkpoint.settled(sequence, written):
+                self.metrics.commits.inc()
+        except KafkaError as error:
+            log_event(logger, logging.ERROR, "checkpoint_failed", error=repr(error))
 
     def _on_revoked(self, revoked) -> None:
         if revoked:

@@ -74,6 +74,8 @@ class Settings:
     redis_username: str = _option("", "Redis ACL user name ('' = from the URL or default)")
     redis_password: str = _option("", "Redis password (never logged)", secret=True)
     redis_tls: bool = _option(False, "use TLS to Redis (also implied by rediss://)")
+    redis_timeout: float = _option(2.0, "seconds a Redis call may take (socket timeout) before it fails and is "
+                                        "retried later; the loop never waits for Redis")
     redis_tls_ca_certs: str = _option("", "CA bundle for Redis TLS")
     redis_tls_certfile: str = _option("", "client certificate for Redis TLS")
     redis_tls_keyfile: str = _option("", "client key for Redis TLS")
@@ -135,7 +137,7 @@ class Settings:
         positive = ("flush_interval", "neighbours_interval", "checkpoint_interval", "lease_ttl",
                     "shutdown_timeout", "status_interval", "replay_slice", "compact_ratio", "neighbours_budget", "publish_max_age", "flush_items", "neighbours_batch",
                     "max_message_bytes", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records",
-                    "stall_timeout")
+                    "stall_timeout", "redis_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")

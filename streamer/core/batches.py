@@ -6,17 +6,22 @@ whole batch at a time (:mod:`streamer.core.columns`); anything else, and every r
 bounded or expire, goes record by record, with the same result. Each full batch trains on a background
 thread while the next one is prepared (:mod:`streamer.core.overlap`); user sweeps due within a batch run
 inside its compiled call; owing replay (``learn(..., replay=False)``) also feeds the replay debt.
+
+The event-time watermark (idle sweeps, item expiry, popularity decay) is the running maximum of the
+*confirmed* event times: the minimum time of the last ``watermark_quorum`` events
+(:func:`streamer.core.columns.confirmed_times`), so one event with a clock far ahead does not move it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterable
 
 import numpy as np
 
-from streamer.core.columns import maintenance_points, plain_columns
+from streamer.core.columns import confirmed_times, maintenance_points, plain_columns
 from streamer.core.learning import COUNTER_NEXT, COUNTER_PAIRS, learn_events
 from streamer.core.lifecycle import evict_least_used, expire_stale
 from streamer.core.parallel import learn_parallel
@@ -62,9 +67,10 @@ class BatchLearning:
         if columns is None:
             return False
         users, item_ids, timestamps = columns
+        confirmed, self._recent_times = confirmed_times(self._recent_times, timestamps, self.settings.watermark_quorum)
         points, self._watermark, self._next_maintenance = maintenance_points(
-            timestamps, self._watermark, self._next_maintenance, self._maintenance_interval())
-        sweep_before = [self._idle_before(float(timestamps[point])) for point in points]
+            confirmed, self._watermark, self._next_maintenance, self._maintenance_interval())
+        sweep_before = [self._idle_before(float(confirmed[point])) for point in points]
         rows = list(map(self._items.rows.get, item_ids))
         records: list = chunk
         if None in rows:
@@ -113,6 +119,8 @@ class BatchLearning:
         settings = self.settings
         limit, max_items, expiring = settings.batch_size, settings.max_items, settings.item_ttl is not None
         watermark, next_maintenance, pending = self._watermark, self._next_maintenance, 0
+        quorum = settings.watermark_quorum
+        recent = deque(self._recent_times.tolist(), maxlen=quorum)  # the last event times, this one included
         for record in events:
             try:
                 kind = type(record)
@@ -133,16 +141,18 @@ class BatchLearning:
                     report.rejected.append((record, error.reason))
                     continue
                 user, item, ts = event.user, event.item, event.ts
-            if ts > watermark:
-                if ts >= next_maintenance:  # event-time housekeeping before this event
+            recent.append(ts)
+            confirmed = min(recent) if len(recent) > 1 else ts
+            if confirmed > watermark:
+                if confirmed >= next_maintenance:  # event-time housekeeping before this event
                     if expiring:  # expiry releases rows: learn what came before, then expire at once
                         self._flush(batch, report, wait=True)
                         pending = 0
-                        self._maintain(ts)
+                        self._maintain(confirmed)
                     else:  # only user sweeps: done by the compiled call, at this point of the batch
-                        add_sweep((len(batch[0]), self._idle_before(ts)))
-                    next_maintenance = self._next_maintenance = ts + self._maintenance_interval()
-                watermark = self._watermark = ts
+                        add_sweep((len(batch[0]), self._idle_before(confirmed)))
+                    next_maintenance = self._next_maintenance = confirmed + self._maintenance_interval()
+                watermark = self._watermark = confirmed
             row = item_rows.get(item)
             if row is None:
                 if item in retired:
@@ -161,6 +171,8 @@ class BatchLearning:
             if pending >= limit:
                 self._flush(batch, report)
                 pending = 0
+        self._recent_times = np.array(list(recent)[len(recent) - quorum + 1:] if len(recent) == quorum else recent,
+                                      np.float64)
         self._flush(batch, report, wait=True)
 
     def _flush(self, batch: tuple[list, list, list, list, list], report: LearnReport, wait: bool = False) -> None:

@@ -3,8 +3,10 @@ into columns with C-level built-ins (``map``, ``set``, ``itemgetter``, numpy) in
 
 :func:`plain_columns` applies the rules of :func:`streamer.events.is_plain_event` to every record at once
 and returns None when any record needs the per-record path (another shape, an invalid or unusual value):
-the batch is then learned record by record, with the same result. :func:`maintenance_points` finds the
-events before which the per-record loop would run its event-time housekeeping.
+the batch is then learned record by record, with the same result. :func:`confirmed_times` gives each
+event the time the watermark may move to (the minimum of the last ``quorum`` event times), and
+:func:`maintenance_points` finds the events before which the per-record loop would run its event-time
+housekeeping.
 
 >>> columns = plain_columns([("u", "a", 1.0), ("u", "b", 2)])
 >>> columns[0], columns[1], columns[2].tolist()
@@ -13,6 +15,9 @@ events before which the per-record loop would run its event-time housekeeping.
 True
 >>> maintenance_points(np.array([5.0, 6.0, 70.0, 71.0, 200.0]), float("-inf"), float("-inf"), 60.0)
 ([0, 2, 4], 200.0, 260.0)
+>>> confirmed, recent = confirmed_times(np.array([4.0]), np.array([5.0, 90000.0, 6.0, 7.0]), 2)
+>>> confirmed.tolist(), recent.tolist()  # the lone 90000 never confirms
+([4.0, 5.0, 6.0, 6.0], [7.0])
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 
 from streamer.events import MAX_ID_LENGTH
 
-__all__ = ["plain_columns", "maintenance_points"]
+__all__ = ["plain_columns", "maintenance_points", "confirmed_times"]
 
 _LATEST = float(np.finfo(np.float64).max)
 _STAMP_TYPES = {float, int}
@@ -51,6 +56,18 @@ def plain_columns(records: list, latest: float = _LATEST) -> tuple[list, list, n
     if int in stamp_types and max(stamps) > latest:  # compared exactly: an int may round down to the bound
         return None
     return users, items, timestamps
+
+
+def confirmed_times(recent: np.ndarray, timestamps: np.ndarray, quorum: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each event, the minimum time of the last ``quorum`` events up to it (``recent``: the last
+    ``quorum - 1`` times before the batch; fewer at the stream's start), and the new ``recent``. The
+    watermark moves only to such a time, so a lone event far ahead of the others does not move it."""
+    if quorum <= 1:
+        return timestamps, timestamps[:0]
+    padding = np.full(max(0, quorum - 1 - len(recent)), np.inf)
+    joined = np.concatenate([padding, recent, timestamps])
+    confirmed = np.lib.stride_tricks.sliding_window_view(joined, quorum).min(axis=1)
+    return confirmed, np.concatenate([recent, timestamps])[-(quorum - 1):]
 
 
 def maintenance_points(timestamps: np.ndarray, watermark: float, next_maintenance: float,

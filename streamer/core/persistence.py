@@ -10,7 +10,8 @@ Layout (a zip archive, readable with ``numpy.load``):
   capacity (files without ``item_capacity`` hold every array at full capacity), so a resumed run is
   bit-identical;
 - ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
-- ``replay.pairs.npy``, ``replay.counters.npy``, ``replay.log.npy`` (the backlog the replay debt is drawn from), ``rng.npy``.
+- ``replay.pairs.npy``, ``replay.counters.npy``, ``replay.log.npy`` (the backlog the replay debt is drawn from), ``rng.npy``;
+- ``recent_times.npy``: the last ``watermark_quorum - 1`` event times (absent from older files: refilled by the next events).
 
 Written to a temporary file in the target directory, fsynced, renamed over the target, and the
 directory fsynced. Member CRCs (zip) catch corruption; any problem on load is a CheckpointError.
@@ -64,7 +65,7 @@ def trainer_state(trainer, snapshot: bool = False) -> tuple[dict, dict[str, np.n
               for name, value in items.arrays._asdict().items()}
     arrays.update({f"users.{name}": same(value) for name, value in users.arrays._asdict().items()})
     arrays.update({"replay.pairs": same(trainer._replay.pairs), "replay.counters": trainer._replay.counters.copy(),
-                   "rng": trainer._rng.copy(), "replay.log": replay_log})
+                   "rng": trainer._rng.copy(), "replay.log": replay_log, "recent_times": trainer._recent_times.copy()})
     return meta, arrays
 
 
@@ -108,6 +109,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._event_count = int(meta["event_count"])
     trainer._watermark = _float(meta["watermark"])
     trainer._next_maintenance = _float(meta["next_maintenance"])
+    if "recent_times" in arrays:  # older checkpoints: the quorum fills again from the next events
+        trainer._recent_times = arrays["recent_times"]
     trainer._pending_retired = set(meta["pending_retired"])
     trainer._debt.owed = int(meta.get("replay_debt", 0))  # checkpoints written before it: nothing owed
     if "replay.log" in arrays:  # older checkpoints: no backlog log, the debt draws from the ring buffer

@@ -28,7 +28,11 @@ class TrainerSettings:
     (items averaged for a catalog upsert), ``prior_weight`` (at the first event of an item announced by the
     catalog, its attribute prior counts as this many session-context neighbours: the start is the blend
     (sum of the context items + prior_weight * prior) / (context items + prior_weight); 0 = context only).
-    Sessions (event time, seconds): ``session_gap``, ``max_session_length``, ``lateness``.
+    Sessions (event time, seconds): ``session_gap``, ``max_session_length``, ``lateness``. A user's session
+    gap is judged on the user's own clock; the event-time watermark that closes idle sessions, expires
+    items (``item_ttl``) and decays popularity only moves to a time that ``watermark_quorum`` events in a row
+    have reached (the minimum of the last that many): one event with a clock hours ahead cannot close
+    everyone's session (1 = every event moves it, as before this knob).
     Replay: ``replay_passes`` extra pairs drawn uniformly from the buffer of the last ``replay_buffer``
     pairs per pair learned (0 = off). A small buffer biases replay towards recent pairs, which is what
     next-item prediction on a drifting stream needs (10k beat 100k and 1M on all three shared sets).
@@ -70,6 +74,7 @@ class TrainerSettings:
     session_gap: float = 1800.0
     max_session_length: int = 200
     lateness: float = 300.0
+    watermark_quorum: int = 16
     replay_passes: int = 8
     replay_buffer: int = 10_000
     interleaved_passes: int = 2
@@ -85,7 +90,8 @@ class TrainerSettings:
     batch_size: int = 65536
 
     def __post_init__(self) -> None:
-        positive_ints = ("vector_size", "window", "max_session_length", "batch_size", "workers", "cold_start_neighbours")
+        positive_ints = ("vector_size", "window", "max_session_length", "batch_size", "workers", "cold_start_neighbours",
+                         "watermark_quorum")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -67,6 +67,7 @@ class Trainer(Serving, BatchLearning):
         self._deferring = False
         self._event_count = 0
         self._watermark = -_INFINITY
+        self._recent_times = np.empty(0, np.float64)  # the last watermark_quorum - 1 event times
         self._next_maintenance = -_INFINITY
         self._pending_retired: set[str] = set()
         self._overlap = Overlap()
@@ -241,7 +242,7 @@ class Trainer(Serving, BatchLearning):
 
     @property
     def watermark(self) -> float:
-        """Latest event time seen (-inf before any event)."""
+        """Event time: the latest time ``watermark_quorum`` events in a row have reached (-inf before any event)."""
         return self._watermark
 
     # ---- persistence ----------------------------------------------------------------------------------

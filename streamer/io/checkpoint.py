@@ -7,7 +7,10 @@ commit point, so a kill at any moment leaves either the old or the new checkpoin
 
 :class:`Checkpoint` owns the order: flush the sinks (dead letters, Redis) → save the state with its
 offsets → commit the offsets to Kafka. Offsets are committed only when Redis has every change; if Redis
-is down the checkpoint is still saved (with the unpublished ids) but the commit waits.
+is down or hung the checkpoint is still saved (with the unpublished ids, in flight included) but the
+commit waits. The loop does not wait with it: the Redis flush submits snapshots to the publisher thread
+and the commit follows when the snapshots it needs are written (:meth:`Checkpoint.settled`); only a
+forced checkpoint (rebalance, shutdown) waits for them.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ class Checkpoint:
     commits its offsets. A forced checkpoint (stop, revocation) waits for its write and commits at once.
     """
 
-    def __init__(self, store: CheckpointStore, manifest: Manifest, publish: Callable[[bool], bool],
-                 dead_letters, source, pending: Callable[[], dict[str, list[str]]], background: bool = False):
+    def __init__(self, store: CheckpointStore, manifest: Manifest, publish: Callable[[bool], set | None],
+                 dead_letters, source, pending: Callable[[], dict[str, list[str]]], background: bool = False,
+                 in_flight: Callable[[], set[int]] = set):
         self._store = store
         self.manifest = manifest
         self._publish = publish
@@ -45,6 +49,8 @@ class Checkpoint:
         self._committed: dict | None = None
         self._saved_mark: tuple | None = None  # engine.change_mark when saved (None: unknown, e.g. after a restart)
         self._in_flight: tuple | None = None  # (PendingSave, offsets, published, began) of a background write
+        self._awaiting: tuple[dict, set[int]] | None = None  # saved offsets, the Redis snapshots their commit waits for
+        self._snapshots_in_flight = in_flight  # the Redis snapshots not settled yet
 
     @property
     def in_flight(self) -> bool:
@@ -67,7 +73,7 @@ class Checkpoint:
         unchanged = (self.manifest.sequence > 0 and offsets == self.manifest.offsets
                      and engine.event_count == self.manifest.event_count and mark == self._saved_mark
                      and topic_ids == self.manifest.topic_ids)
-        if unchanged and (not published or offsets == self._committed):
+        if unchanged and (published is None or offsets == self._committed):
             return offsets == self._committed  # nothing new since the last checkpoint
         if unchanged:
             return self._commit_offsets(offsets, published, began)
@@ -95,10 +101,36 @@ class Checkpoint:
         return self._commit_offsets(offsets, published, began)
 
     def _commit_offsets(self, offsets: dict, published: bool, began: float) -> bool:
-        if not published:
+        """``published`` (what ``publish(force)`` returned): the Redis snapshots the commit waits for (empty:
+        Redis has every change), or None: changes not submitted yet, a later checkpoint commits."""
+        if published is None:
             log_event(logger, logging.WARNING, "checkpoint_saved_commit_deferred", sequence=self.manifest.sequence,
-                      reason="redis unavailable", events=self.manifest.event_count)
+                      reason="redis unavailable or slow", events=self.manifest.event_count)
             return False
+        published = set(published) & self._snapshots_in_flight()  # some may be written while the state was
+        if published:
+            self._awaiting = (offsets, set(published))  # committed by ``settled`` once they are written
+            return False
+        self._awaiting = None
+        return self._commit(offsets, began)
+
+    def settled(self, sequence: int, written: bool) -> bool:
+        """A Redis snapshot's write is over: commit the offsets that waited for it once all their snapshots
+        are written (True when committed); a failed one drops the wait (its ids are pending again, and a
+        later checkpoint commits)."""
+        if self._awaiting is None or sequence not in self._awaiting[1]:
+            return False
+        offsets, waiting = self._awaiting
+        waiting.discard(sequence)
+        if not written:
+            self._awaiting = None
+            return False
+        if waiting:
+            return False
+        self._awaiting = None
+        return self._commit(offsets, time.monotonic())
+
+    def _commit(self, offsets: dict, began: float) -> bool:
         committed = self._source.commit(offsets)
         if committed:
             self._committed = offsets

@@ -3,7 +3,9 @@
 The lease value is ``<owner>:<token>`` where ``token`` comes from ``INCR {ns}:fence``, so every new
 holder has a larger token than all before it. Every write of the sink runs in a Lua script that first
 checks the lease still holds *our* value (:data:`FENCE_CHECK`), so a paused or partitioned old holder
-can never overwrite the new holder's vectors.
+can never overwrite the new holder's vectors. Locally, too, a holder that could not renew for a lease's
+lifetime (Redis hung or unreachable) no longer counts on it: :meth:`Lease.could_have_expired` is true
+from ``ttl`` after the last successful renewal was *sent*, and the sink renews (or re-acquires) first.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Callable
@@ -55,6 +58,8 @@ class Lease:
         self._ttl_ms = max(1000, int(ttl_seconds * 1000))
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.value: str | None = None
+        self._valid_until = 0.0  # monotonic: the lease could have expired from then on
+        self._lock = threading.Lock()  # the renewer and the publisher thread both renew
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
@@ -71,13 +76,23 @@ class Lease:
         current = self._client.get(self._keys.lease)
         return current.decode() if current is not None else None
 
+    def could_have_expired(self) -> bool:
+        """True once a lease's lifetime has passed since the last successful renewal was sent."""
+        return time.monotonic() >= self._valid_until
+
     def acquire(self) -> bool:
         """Take the lease if it is free (or already ours); a new holder gets a new fencing token."""
+        with self._lock:
+            return self._take()
+
+    def _take(self) -> bool:
+        sent = time.monotonic()
         mine = self.value or f"{self.owner}:"
         value = self._acquire(keys=[self._keys.lease, self._keys.fence], args=[mine, self._ttl_ms, self.owner])
         if value is None:
             return False
         self.value = value.decode() if isinstance(value, bytes) else value
+        self._valid_until = sent + self._ttl_ms / 1000.0
         return True
 
     def renew(self) -> bool:
@@ -85,19 +100,23 @@ class Lease:
 
         Returns False when someone else holds it: we are fenced and must stop writing.
         """
-        if self.value and self._renew(keys=[self._keys.lease], args=[self.value, self._ttl_ms]):
-            return True
-        previous, self.value = self.value, None
-        if self.acquire():
-            log_event(logger, logging.WARNING, "lease_reacquired", namespace=self._keys.namespace,
-                      previous=previous, value=self.value)
-            return True
-        return False
+        with self._lock:
+            sent = time.monotonic()
+            if self.value and self._renew(keys=[self._keys.lease], args=[self.value, self._ttl_ms]):
+                self._valid_until = sent + self._ttl_ms / 1000.0
+                return True
+            previous, self.value = self.value, None
+            if self._take():
+                log_event(logger, logging.WARNING, "lease_reacquired", namespace=self._keys.namespace,
+                          previous=previous, value=self.value)
+                return True
+            return False
 
     def release(self) -> None:
-        if self.value:
-            self._release(keys=[self._keys.lease], args=[self.value])
-            self.value = None
+        with self._lock:
+            if self.value:
+                self._release(keys=[self._keys.lease], args=[self.value])
+                self.value = None
 
     def wait(self, should_stop: Callable[[], bool], poll_seconds: float | None = None,
              on_retry: Callable[[Exception], None] | None = None) -> bool:

@@ -104,9 +104,7 @@ def refresh(sink, engine, count: int, limit: int, budget_seconds: float, max_wai
                 args.extend((float(score), other))
             lists.append((item, [other for other, _ in neighbours]))
         if keys:
-            sink.execute([("neighbours", keys, args)])
-            if sink.on_neighbours is not None:
-                sink.on_neighbours(lists)
+            sink.queue_lists([("neighbours", keys, args)], lists)  # written with the sink's next snapshot
         written = clock()
         for item in part:
             entry = due.pop(item)

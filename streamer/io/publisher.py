@@ -5,7 +5,8 @@ The loop takes a :class:`~streamer.io.redis_sink.Snapshot` (ids, copied vectors,
 (``sink.write``). Outcomes come back through :meth:`Publisher.collect` (what finished so far) or
 :meth:`Publisher.drain` (wait for everything submitted — before a checkpoint commits offsets). The loop
 handles failures itself: a failed snapshot's ids go back to the dirty sets (``sink.restore``).
-The queue is bounded: when Redis is slower than learning, ``submit`` waits (back-pressure).
+``submit`` never waits: the loop bounds what is in flight itself (:attr:`Publisher.in_flight`; while
+Redis is slow or hung, changes wait in the sink's dirty sets, which coalesce by id).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class Publisher:
 
     def __init__(self, sink, depth: int = 2):
         self._sink = sink
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.depth = depth  # snapshots the loop keeps in flight at most (a checkpoint may add one)
+        self._queue: queue.Queue = queue.Queue()
         self._outcomes: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self.in_flight = 0  # submitted, outcome not collected yet (loop thread only)

@@ -82,12 +82,15 @@ class Snapshot:
     retired: list[str]
     users: list[str]
     seconds: float = 0.0  # time taken to build it
+    sequence: int = 0  # 1, 2, ... in the order taken (the checkpoint waits for given ones)
+    neighbours: list = field(default_factory=list)  # [(item, neighbour ids best first)] its calls replace
 
 
 def connect_redis(settings) -> redis.Redis:
     """A lazily connecting client for ``settings.redis_url`` with its ACL/TLS options and short timeouts."""
     url = settings.redis_url
-    options = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0, "health_check_interval": 30,
+    timeout = settings.redis_timeout  # a hung server costs a thread this long (twice: one retry), never the loop
+    options = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 2.0), "health_check_interval": 30,
                "retry": Retry(NoBackoff(), 1)}  # fail fast: the daemon's loop backs off and keeps training
     if settings.redis_username:
         options["username"] = settings.redis_username
@@ -118,7 +121,10 @@ class RedisSink:
         self.neighbours_due = DueLists()  # item -> when due, changes, urgent (streamer.io.neighbour_lists)
         self.holders: set[str] = set()  # items whose published list holds a released item (ZREM at the next flush)
         self.last_flush: float | None = None
-        self.in_flight = 0  # snapshots taken and not settled yet
+        self.in_flight_snapshots: dict[int, Snapshot] = {}  # taken, not settled yet, by sequence
+        self._taken = 0  # snapshots taken so far
+        self._neighbour_calls: list[tuple] = []  # refreshed lists waiting for the next snapshot
+        self._neighbour_lists: list = []
         self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
         self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
         self._scripts = {name: client.register_script(source) for name, source in (
@@ -181,13 +187,29 @@ class RedisSink:
         return len(chunk)
 
     @property
+    def in_flight(self) -> int:
+        return len(self.in_flight_snapshots)
+
+    @property
+    def unsubmitted(self) -> bool:
+        """Changes not in any snapshot yet (a checkpoint cannot commit on the snapshots in flight alone)."""
+        return bool(self.dirty or self.retired or self.users)
+
+    @property
     def pending(self) -> int:
-        return len(self.dirty) + len(self.retired) + len(self.users) + len(self.republish) + self.in_flight
+        return (len(self.dirty) + len(self.retired) + len(self.users) + len(self.republish)
+                + len(self._neighbour_lists) + self.in_flight)
 
     def pending_snapshot(self) -> dict[str, list[str]]:
-        """Ids not yet in Redis, for the checkpoint (so a checkpoint saved while Redis is down loses none)."""
-        return {"items": sorted(set(self.dirty).union(self.republish)), "retired": sorted(self.retired),
-                "neighbours": list(self.neighbours_due)}
+        """Ids not yet in Redis, in flight included, for the checkpoint (a checkpoint saved while Redis is
+        down or hung loses none, and a kill before the snapshots in flight are written neither)."""
+        flying = self.in_flight_snapshots.values()
+        items = set(self.dirty).union(self.republish, *(snapshot.stamps for snapshot in flying))
+        retired = self.retired.union(*(snapshot.retired for snapshot in flying))
+        neighbours = dict.fromkeys(item for snapshot in flying for item, _ in snapshot.neighbours)
+        neighbours.update(dict.fromkeys(item for item, _ in self._neighbour_lists))
+        neighbours.update(dict.fromkeys(self.neighbours_due))
+        return {"items": sorted(items), "retired": sorted(retired), "neighbours": list(neighbours)}
 
     def restore_pending(self, pending: dict[str, list[str]]) -> None:
         self.add_items(pending.get("items", ()), time.time())
@@ -221,6 +243,7 @@ class RedisSink:
         now = time.time()
         items, retired, users = list(self.dirty), sorted(self.retired), list(self.users)
         calls = self._item_calls(engine, items, now) + self._user_calls(engine, users)
+        calls += self._neighbour_calls  # before the deletes: a list computed before its item's retire goes
         for start in range(0, len(retired), BATCH):
             chunk = retired[start:start + BATCH]
             calls.append(("delete", [key for item in chunk
@@ -231,8 +254,12 @@ class RedisSink:
         stamps = {item: dirty.pop(item) for item in items}
         self.retired.difference_update(retired)
         self.users.difference_update(users)
-        self.in_flight += 1
-        return Snapshot(calls, stamps, retired, users, time.monotonic() - began)
+        self._taken += 1
+        snapshot = Snapshot(calls, stamps, retired, users, time.monotonic() - began, self._taken,
+                            self._neighbour_lists)
+        self._neighbour_calls, self._neighbour_lists = [], []
+        self.in_flight_snapshots[snapshot.sequence] = snapshot
+        return snapshot
 
     def write(self, snapshot: "Snapshot") -> FlushResult:
         """Execute a snapshot's writes (thread-safe: touches no sink state but ``last_flush``)."""
@@ -248,9 +275,11 @@ class RedisSink:
 
     def settled(self, snapshot: "Snapshot", written: bool) -> None:
         """A snapshot's write is over (on the loop's thread); not ``written``: its ids are pending again."""
-        self.in_flight -= 1
+        self.in_flight_snapshots.pop(snapshot.sequence, None)
         if not written:
             self.restore(snapshot)
+        elif snapshot.neighbours and self.on_neighbours is not None:
+            self.on_neighbours(snapshot.neighbours)
 
     def restore(self, snapshot: "Snapshot") -> None:
         """After a failed write: its ids are pending again (newer changes keep their place)."""
@@ -263,6 +292,7 @@ class RedisSink:
                 dirty[item] = stamp
         self.retired.update(item for item in snapshot.retired if item not in dirty)
         self.users.update(snapshot.users)
+        self.neighbours_due.mark([item for item, _ in snapshot.neighbours if item not in self.retired], time.time())
 
     def refresh_neighbours(self, engine, limit: int, budget_seconds: float = 0.1, max_wait: float = 30.0,
                            only: list[str] | None = None) -> list[float]:
@@ -276,6 +306,17 @@ class RedisSink:
     @property
     def keys(self) -> Keys:
         return self._keys
+
+    def queue_lists(self, calls: list[tuple], lists: list) -> None:
+        """Neighbour-list writes for the next snapshot (the loop never waits on Redis); ``lists``: the
+        ``(item, neighbour ids)`` they write, passed to ``on_neighbours`` once written."""
+        self._neighbour_calls.extend(calls)
+        self._neighbour_lists.extend(lists)
+
+    @property
+    def lists_waiting(self) -> int:
+        """Neighbour lists computed and not in a snapshot yet."""
+        return len(self._neighbour_lists)
 
     def execute(self, calls: list[tuple]) -> None:
         """Run ``(script, keys, args)`` calls in one fenced pipeline (see ``_execute``)."""
@@ -331,7 +372,10 @@ class RedisSink:
         return ("meta", [self._keys.meta], [value for pair in meta.items() for value in pair])
 
     def _execute(self, calls: list[tuple]) -> None:
-        """One pipeline (``transaction=False``) of fenced scripts; on a lost lease renew once or raise."""
+        """One pipeline (``transaction=False``) of fenced scripts; on a lost lease renew once or raise. A
+        lease that could have expired (no renewal got through for its lifetime) is renewed before writing."""
+        if self._lease.could_have_expired() and not self._lease.renew():
+            raise FencedError(f"namespace {self._keys.namespace!r} is leased by {self._lease.holder()!r}")
         for attempt in range(2):
             pipeline = self._client.pipeline(transaction=False)
             for name, keys, args in calls:

@@ -23,7 +23,7 @@ def test_max_items_evicts_least_used_and_keeps_frequent():
 
 
 def test_item_ttl_expires_items_unseen_in_event_time():
-    trainer = Trainer(vector_size=8, item_ttl=1000.0)
+    trainer = Trainer(vector_size=8, item_ttl=1000.0, watermark_quorum=1)  # every event moves the watermark
     trainer.learn([("u", "old", 0.0), ("u", "kept", 10.0)])
     trainer.learn([("u", "kept", 900.0 + step) for step in range(0, 1200, 100)])
     ids, _ = trainer.vectors()
@@ -37,7 +37,7 @@ def test_item_ttl_expires_items_unseen_in_event_time():
 def test_idle_users_are_recycled(batch_size):
     """One compiled call (sweeps inside it) or many batches trained on the background thread. A batch maps
     its users to slots before it is trained, so slots swept in it are reused from the next batch on."""
-    trainer = Trainer(vector_size=8, session_gap=100.0, lateness=0.0, batch_size=batch_size)
+    trainer = Trainer(vector_size=8, session_gap=100.0, lateness=0.0, batch_size=batch_size, watermark_quorum=1)
     trainer.learn([(f"user{index}", "a", float(index * 1000)) for index in range(500)])
     assert len(trainer._users.slots) < 10
     assert trainer.open_session_count == 1

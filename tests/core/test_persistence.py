@@ -67,9 +67,10 @@ def test_user_swept_within_a_batch_starts_a_new_session():
     its last one, must open a new session (no pair with ``a``) as it does when the calls are split there."""
     stream = [("u", "a", 0.0), ("w", "c", 1.0), ("w", "a", 2.0), ("v", "c", 10_000.0), ("u", "b", 50.0),
               ("x", "b", 10_001.0), ("x", "c", 10_002.0)]
-    whole = Trainer(vector_size=8, seed=1, session_gap=100.0, lateness=100.0, replay_passes=0)
+    knobs = {"session_gap": 100.0, "lateness": 100.0, "replay_passes": 0, "watermark_quorum": 1}  # v's event sweeps
+    whole = Trainer(vector_size=8, seed=1, **knobs)
     whole.learn(stream)
-    split = Trainer(vector_size=8, seed=1, session_gap=100.0, lateness=100.0, replay_passes=0)
+    split = Trainer(vector_size=8, seed=1, **knobs)
     for event in stream:
         split.learn([event])
     same_state(whole, split)

@@ -20,7 +20,8 @@ def _events() -> list[tuple[str, str, float]]:
 
 
 def _prior_only(**settings) -> Trainer:
-    trainer = Trainer(vector_size=8, seed=1, dot_weight=0.0, cosine_weight=0.0, **settings)
+    # every event moves the watermark ("now" of the decay) in this short stream
+    trainer = Trainer(vector_size=8, seed=1, dot_weight=0.0, cosine_weight=0.0, watermark_quorum=1, **settings)
     trainer.learn(_events())
     return trainer
 

@@ -50,12 +50,13 @@ def test_leftover_temporary_files_are_removed_on_load(tmp_path):
 class Recorder:
     """Fake sinks and source that record the order of calls."""
 
-    def __init__(self, published: bool = True):
+    def __init__(self, published: bool = True, in_flight: set | None = None):
         self.calls, self.published, self.learned = [], published, {("events", 0): 6}
+        self.in_flight = in_flight or set()
 
     def publish(self, force):
         self.calls.append("flush_redis")
-        return self.published
+        return set(self.in_flight) if self.published else None
 
     def flush(self):
         self.calls.append("flush_dead_letters")
@@ -80,7 +81,7 @@ class RecordingStore(CheckpointStore):
 
 def _checkpoint(tmp_path, recorder) -> Checkpoint:
     return Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
-                      recorder.pending)
+                      recorder.pending, in_flight=lambda: set(recorder.in_flight))
 
 
 def test_order_is_flush_then_save_then_commit(tmp_path):
@@ -156,3 +157,25 @@ def test_background_checkpoint_commits_only_once_its_write_is_linked(tmp_path):
     recorder.learned = {("events", 0): 8}
     assert checkpoint.commit(engine, force=True)  # a stop's checkpoint waits and commits
     assert CheckpointStore(tmp_path).load(Trainer.load)[1].offsets == {("events", 0): 8}
+
+
+def test_the_commit_waits_for_the_snapshots_in_flight_without_blocking(tmp_path):
+    recorder = Recorder(in_flight={3, 4})
+    checkpoint = _checkpoint(tmp_path, recorder)
+    assert not checkpoint.commit(_engine())  # saved; the commit waits for snapshots 3 and 4
+    assert recorder.calls == ["flush_redis", "flush_dead_letters", ("save", {("events", 0): 6}, ())]
+    assert not checkpoint.settled(2, True)  # an older snapshot: not waited for
+    assert not checkpoint.settled(3, True)
+    assert checkpoint.settled(4, True)  # the last one written: the offsets are committed now
+    assert recorder.calls[-1] == ("commit", {("events", 0): 6})
+
+
+def test_a_failed_snapshot_drops_the_wait_and_a_later_checkpoint_commits(tmp_path):
+    recorder = Recorder(in_flight={5})
+    checkpoint = _checkpoint(tmp_path, recorder)
+    assert not checkpoint.commit(_engine())
+    assert not checkpoint.settled(5, False)  # Redis failed: its ids are pending again
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
+    recorder.in_flight, recorder.calls = set(), []
+    assert checkpoint.commit(_engine())  # written since: nothing new to save, the commit happens now
+    assert recorder.calls == ["flush_redis", "flush_dead_letters", ("commit", {("events", 0): 6})]
