@@ -56,6 +56,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
         self.active: _Active | None = None
+        self.exit_code = 0  # 1 when the final checkpoint of a stop failed
         self.health = Health(settings.stall_timeout)
         self.health.set("lease", False, "waiting for the namespace lease")
         self.health.set("running", True)
@@ -101,8 +102,8 @@ class Daemon:
             client.close()
             if server is not None:
                 server.close()
-        log_event(logger, logging.INFO, "stopped")
-        return 0
+        log_event(logger, logging.INFO, "stopped", exit_code=self.exit_code)
+        return self.exit_code
 
     def _standing_by(self) -> bool:
         """``Lease.wait``'s stop test, called while waiting for the lease: waiting is progress."""
@@ -173,6 +174,7 @@ class _Active:
         self.kafka_backoff = Backoff("kafka_unavailable")
         self.join_watch = JoinWatch(settings.group_join_timeout)
         self.lost_lease = threading.Event()
+        self.checkpoint_error: Exception | None = None  # of the last checkpoint (None: it succeeded)
         self.redis_restarted = threading.Event()  # set by the lease renewer: a new Redis run_id
         self._server_id: str | None = None
         self.last_flush_seconds = 0.0
@@ -197,7 +199,10 @@ class _Active:
             self._loop()
             if self.lost_lease.is_set():
                 raise FencedError("lease lost while running")
-            self.checkpoint_now(force=True)
+            if not self.checkpoint_now(force=True) and self.checkpoint_error is not None:
+                log_event(logger, logging.ERROR, "final_checkpoint_failed", error=repr(self.checkpoint_error),
+                          note="what was learned since the last checkpoint is not saved; exiting with 1")
+                self.daemon.exit_code = 1
         finally:
             self.lost_lease.set()  # stops the renewer
             self.checkpoint.close()
@@ -424,7 +429,9 @@ class _Active:
             committed = self.checkpoint.commit(self.engine, force=force)
         except (KafkaError, CheckpointError, OSError) as error:
             log_event(logger, logging.ERROR, "checkpoint_failed", error=repr(error))
+            self.checkpoint_error = error
             return False
+        self.checkpoint_error = None
         self.metrics.checkpoints.inc()
         if committed:
             self.metrics.commits.inc()

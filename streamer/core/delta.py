@@ -144,6 +144,7 @@ def _collect_replay(trainer, meta: dict, out: dict) -> None:
                                               dtype=np.int64)) % max(capacity, 1)
     out["replay.positions"], out["replay.values"] = positions, replay.pairs[positions]
     out["replay.counters"], out["rng"] = replay.counters.copy(), trainer._rng.copy()
+    out["recent_times"] = trainer._recent_times.copy()  # the watermark quorum's last event times
     meta["replay_log_changed"] = trainer._debt.version != mark["log_version"]
     if meta["replay_log_changed"]:
         out["replay.log"], meta["replay_log"] = trainer._debt.log_state()
@@ -228,6 +229,8 @@ def _apply_rest(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     replay.pairs[arrays["replay.positions"]] = arrays["replay.values"]
     replay.counters[:] = arrays["replay.counters"]
     trainer._rng[:] = arrays["rng"]
+    if "recent_times" in arrays:  # deltas written before the watermark quorum: it fills again
+        trainer._recent_times = arrays["recent_times"].copy()
     trainer._event_count = int(meta["event_count"])
     trainer._watermark = float("-inf") if meta["watermark"] is None else float(meta["watermark"])
     trainer._next_maintenance = float("-inf") if meta["next_maintenance"] is None else float(meta["next_maintenance"])
