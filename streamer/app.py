@@ -191,6 +191,7 @@ class _Active:
             if not self.state_found:  # before compiling: a refusal comes at once
                 self._start_without_state()
             _quietly(lambda: self._watch_server(self.sink.server_id()))
+            _quietly(lambda: self.sink.continue_versions(self.engine.event_count))
             with self.health.long_step("compiling kernels"):
                 seconds = warm_up(self.engine.settings)
             self.health.set("engine", True)

@@ -127,6 +127,7 @@ class RedisSink:
         self._neighbour_lists: list = []
         self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
         self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
+        self.version_base = 0  # added to the event count in ``version``/``model_version`` (see continue_versions)
         self._scripts = {name: client.register_script(source) for name, source in (
             ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
             ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META), ("unlist", _UNLIST))}
@@ -216,6 +217,15 @@ class RedisSink:
         self.add_retired(pending.get("retired", ()))
         if self._neighbours_count:
             self.neighbours_due.mark(pending.get("neighbours", ()), time.time())
+
+    def continue_versions(self, event_count: int) -> int:
+        """Make ``version`` and meta ``model_version`` continue above what this model already published: a
+        daemon restarted from a checkpoint older than its last flushes (a kill -9 between checkpoints)
+        would otherwise write smaller versions. Reads meta once at start; returns the base."""
+        model_id, published = self._client.hmget(self._keys.meta, "model_id", "model_version")
+        if model_id is not None and model_id.decode() == self.model_id and published is not None:
+            self.version_base = max(self.version_base, int(float(published)) + 1 - event_count, 0)
+        return self.version_base
 
     def server_id(self) -> str | None:
         """The Redis server's ``run_id`` (a new one after every restart); called by the lease renewer."""
@@ -336,7 +346,7 @@ class RedisSink:
         return True
 
     def _item_calls(self, engine, items: list[str], now: float) -> list[tuple]:
-        calls, version = [], engine.event_count
+        calls, version = [], self.version_base + engine.event_count
         for start in range(0, len(items), BATCH):
             keys, args = [], [now]
             found, vectors = engine.vectors_for(items[start:start + BATCH])
@@ -367,7 +377,7 @@ class RedisSink:
         settings = engine.settings
         normalised = getattr(settings, "normalise", getattr(settings, "normalize", False))
         meta = {"vector_size": settings.vector_size, "dtype": DTYPE, "normalised": int(bool(normalised)),
-                "model_id": self.model_id, "model_version": engine.event_count,
+                "model_id": self.model_id, "model_version": self.version_base + engine.event_count,
                 "item_count": engine.item_count, "last_flush": now}
         return ("meta", [self._keys.meta], [value for pair in meta.items() for value in pair])
 
