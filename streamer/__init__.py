@@ -7,6 +7,10 @@ __version__ = "0.1.0"
 
 __all__ = ["Trainer", "__version__"]
 
+# Stop signals caught by ``python -m streamer run`` before the daemon's handlers exist (streamer.__main__,
+# streamer.cli): kept here, in the first module imported, so the earliest handler can record them.
+EARLY_SIGNALS: list[int] = []
+
 
 def __getattr__(name: str):
     # Imported lazily so `streamer --help` and `streamer replay` do not pay for compiling the engine.

@@ -3,9 +3,11 @@
 :class:`Daemon` only wires the steps. It waits as a standby until it holds the namespace lease, then
 :class:`_Active` runs the loop until a stop is requested (SIGTERM/SIGINT) or the lease is lost.
 Flushes are snapshots (ids + copied vectors) written to Redis by a publisher thread
-(:mod:`streamer.io.publisher`) while the loop learns on; a checkpoint waits for every snapshot to be
-written before it commits offsets. Redis errors never stop training: changed ids stay dirty (a failed
-snapshot's ids go back) and land after reconnect (retried with backoff). Kafka errors are retried by the client and logged; commits that fail are retried at the
+(:mod:`streamer.io.publisher`) while the loop learns on; the loop never waits on Redis (at most 2
+snapshots in flight, neighbour lists ride with them, Redis restarts are seen by the lease renewer), and a
+checkpoint commits its offsets only once the snapshots it needs are written (a stop's checkpoint waits for
+them). Redis errors never stop training: changed ids stay dirty (a failed snapshot's ids go back) and
+land after reconnect (retried with backoff). Kafka errors are retried by the client and logged; commits that fail are retried at the
 next checkpoint.
 """
 

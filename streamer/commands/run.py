@@ -8,7 +8,7 @@ from streamer import config
 
 # Stop signals that arrived while the daemon's modules loaded (a second or two): kept, not fatal, so the
 # daemon starts stopped and exits 0, as a supervisor that stops it at once expects. See cli.main.
-EARLY_SIGNALS: list[int] = []
+from streamer import EARLY_SIGNALS  # noqa: E402 (the list streamer.__main__ records into, first thing)
 
 HELP = "run the daemon: consume events from Kafka, learn, publish fresh vectors to Redis"
 DESCRIPTION = (
