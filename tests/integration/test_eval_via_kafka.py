@@ -62,3 +62,21 @@ def test_served_path_scores_within_tolerance_of_the_in_process_engine(kafka_boot
         assert served["mean_reciprocal_rank"] == pytest.approx(in_process["mean_reciprocal_rank"], abs=TOLERANCE)
         per_slice = [(a["hit_rate"], b["hit_rate"]) for a, b in zip(in_process["slices"], served["slices"])]
         assert all(abs(a - b) <= 3 * TOLERANCE for a, b in per_slice), per_slice
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_served_path_with_the_catalog_scores_within_tolerance_of_the_in_process_engine(
+        kafka_bootstrap, redis_url, tmp_path, capsys, data_root):
+    out = tmp_path / "results"
+    code = main(["eval", "diginetica", "--slices", "5", "--models", "streamer", "--catalog", "--via-kafka",
+                 "--bootstrap-servers", kafka_bootstrap, "--redis-url", redis_url, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    models = {model["name"]: model for model in json.loads((out / "diginetica-S5.json").read_text())["models"]}
+    assert set(models) == {"streamer", "streamer+catalog", "streamer@kafka+catalog"}
+    in_process, served = models["streamer+catalog"], models["streamer@kafka+catalog"]
+    assert in_process["hits"] > models["streamer"]["hits"]  # the catalog is used, in process
+    assert served["pairs"] == in_process["pairs"] > 1000
+    assert served["hit_rate"] == pytest.approx(in_process["hit_rate"], abs=TOLERANCE)
+    assert served["mean_reciprocal_rank"] == pytest.approx(in_process["mean_reciprocal_rank"], abs=TOLERANCE)
