@@ -6,13 +6,18 @@ tests fail or are interrupted); every test gets its own topic names and Redis ke
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
+import os
 
-import pytest
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as the streamer command does
+    os.environ.setdefault(_variable, "1")  # (streamer/cli.py): in-process daemons run the same as spawned ones
 
-from streamer.datasets import default_data_root
-from streamer.localstack import LocalStack
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from streamer.datasets import default_data_root  # noqa: E402
+from streamer.localstack import LocalStack  # noqa: E402
 
 # Tansu quirks: the first group join waits about half the session timeout; keep it short in tests.
 CONSUMER_TEST_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
