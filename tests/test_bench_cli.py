@@ -159,3 +159,10 @@ def test_processor_time_below_the_clock_tick_resolution_is_not_a_measure():
     assert bench._per_event(10.0, 10.0, 5000, bench.PROC_RESOLUTION) is None  # a fetch process that read ahead
     assert bench._per_event(10.0, 10.01, 5000, bench.PROC_RESOLUTION) is None  # one tick: not a measure
     assert bench._per_event(10.0, 10.5, 5000, bench.PROC_RESOLUTION) == pytest.approx(1e-4)
+
+
+def test_every_section_offered_has_a_measure():
+    from streamer.benchmarks.report import OPTIONAL_SECTIONS
+    from streamer.benchmarks.suite import MEASURES
+
+    assert set(SECTIONS) | set(OPTIONAL_SECTIONS) <= set(MEASURES)

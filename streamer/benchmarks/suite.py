@@ -133,8 +133,6 @@ def measure_scale(sizes: dict) -> dict:
                                                   for size in sizes["scale_sizes"]]}
 
 
-MEASURES = {"training": measure_training, "memory": measure_memory, "daemon": measure_daemon,
-            "lookup": measure_lookup, "scale": measure_scale}
 def measure_neighbours(sizes: dict) -> dict:
     """Lists/s from the neighbour index vs exact, recall@10, index memory, list age under load
     (``ops/bench_neighbours.py``)."""
@@ -156,7 +154,8 @@ def measure_spare_replay(sizes: dict) -> dict:
 
 
 MEASURES = {"training": measure_training, "memory": measure_memory, "daemon": measure_daemon,
-            "lookup": measure_lookup, "neighbours": measure_neighbours, "spare_replay": measure_spare_replay}
+            "lookup": measure_lookup, "neighbours": measure_neighbours, "spare_replay": measure_spare_replay,
+            "scale": measure_scale}
 TIMEOUT_SECONDS = {False: 900.0, True: 180.0}
 SECTION_TIMEOUT_SECONDS = {"scale": {False: 5400.0, True: 600.0}}  # 10M items: minutes of growing and writing
 RESULT_MARK = "BENCH-RESULT "
