@@ -48,7 +48,8 @@ def test_vectors_land_after_redis_comes_back(kafka_bootstrap, make_topic, unique
     server = _start_redis(port, tmp_path / "redis.log")
     client = redis.Redis(host=LOOPBACK, port=port)
     settings = settings_for(kafka_bootstrap, f"redis://{LOOPBACK}:{port}/0", unique_name, topic, tmp_path / "state",
-                            max_poll_records=300, vector_size=16)
+                            max_poll_records=300, vector_size=16,
+                            publish_threshold=0.0)  # every change is published: Redis must equal the engine
     messages = [(user.encode(), event_value(user, item, ts)) for user, item, ts in rows]
     try:
         with DaemonThread(settings) as running:
