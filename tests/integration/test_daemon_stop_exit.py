@@ -16,7 +16,14 @@ from tests.integration.daemon_support import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("delay", [0.1, 1.0])
+def _catches_sigterm(pid: int) -> bool:
+    """SIGTERM is in the process's caught-signal mask (/proc/PID/status SigCgt): a Python handler is set."""
+    with open(f"/proc/{pid}/status") as status:
+        caught = next(line for line in status if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize("delay", ["first handler", 1.0])
 def test_a_sigterm_during_start_up_stops_the_daemon_cleanly(kafka_bootstrap, redis_url, redis_client, make_topic,
                                                             unique_name, tmp_path, delay):
     topic = make_topic(partitions=1)
@@ -25,7 +32,10 @@ def test_a_sigterm_during_start_up_stops_the_daemon_cleanly(kafka_bootstrap, red
                  vector_size=8, **FAST_GROUP)
     log = tmp_path / "daemon.log"
     process = spawn_daemon(flags, log)
-    time.sleep(delay)
+    if delay == "first handler":  # the earliest moment a program can act on it (streamer/__main__.py's first lines)
+        wait_for(lambda: _catches_sigterm(process.pid), 10, "a SIGTERM handler", interval=0.001)
+    else:
+        time.sleep(delay)
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0, log.read_text()[-2000:]
     text = log.read_text()
