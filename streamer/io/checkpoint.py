@@ -128,6 +128,9 @@ class Checkpoint:
         if waiting:
             return False
         self._awaiting = None
+        learned = self._source.learned
+        if any(learned.get(partition, 0) < offset for partition, offset in offsets.items()):
+            return False  # a partition was read again from its beginning meanwhile: these offsets are stale
         return self._commit(offsets, time.monotonic())
 
     def _commit(self, offsets: dict, began: float) -> bool:

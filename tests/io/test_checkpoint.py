@@ -179,3 +179,12 @@ def test_a_failed_snapshot_drops_the_wait_and_a_later_checkpoint_commits(tmp_pat
     recorder.in_flight, recorder.calls = set(), []
     assert checkpoint.commit(_engine())  # written since: nothing new to save, the commit happens now
     assert recorder.calls == ["flush_redis", "flush_dead_letters", ("commit", {("events", 0): 6})]
+
+
+def test_a_waiting_commit_is_dropped_when_a_partition_was_read_again_meanwhile(tmp_path):
+    recorder = Recorder(in_flight={7})
+    checkpoint = _checkpoint(tmp_path, recorder)
+    assert not checkpoint.commit(_engine())  # offsets 6 saved, the commit waits for snapshot 7
+    recorder.learned = {("events", 0): 2}  # the topic was recreated: the partition is read from 0 again
+    assert not checkpoint.settled(7, True)  # committing 6 now would name an offset of the old topic
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
