@@ -21,7 +21,7 @@ from streamer.errors import CheckpointError
 from streamer.io.manifest import MANIFEST, read_manifest
 from streamer.keys import Keys
 
-__all__ = ["Auditor", "DaemonProcess", "Producer", "create_topics"]
+__all__ = ["Auditor", "DaemonProcess", "Producer", "create_topics", "process_running"]
 
 # Tansu creates a missing topic with 4 partitions when a client asks for its metadata; after a broker
 # restart the daemon's consumer may do so before the soak does, so the soak's topics have 4 as well.
@@ -147,11 +147,12 @@ class DaemonProcess:
         """An orphaned fetch process leaves the group and exits once it sees its daemon's pipe close."""
         pids = [int(pid) for pid in re.findall(rb"fetcher_started pid=(\d+)", self.log.read_bytes())]
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        while time.monotonic() < deadline and any(process_running(pid) for pid in pids):
             time.sleep(0.1)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent to reap it has finished)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streamer import Trainer
 from streamer.datasets import load_events
 from streamer.io.checkpoint import CheckpointStore
+from streamer.soak_support import process_running
 from tests.integration.daemon_support import (
     FAST_GROUP, event_value, manifest_offsets, produce, read_item_vectors, read_manifest, spawn_daemon,
     stop_process, wait_for,
@@ -57,7 +58,7 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
         process.send_signal(signal.SIGKILL)
         process.wait(30)
         fetchers = [int(pid) for pid in re.findall(r"fetcher_started pid=(\d+)", log.read_text())]
-        wait_for(lambda: not any(_running(pid) for pid in fetchers), 30, "the killed daemon's fetcher to leave")
+        wait_for(lambda: not any(process_running(pid) for pid in fetchers), 30, "the killed daemon's fetcher to leave")
     producer.join(120)
     assert sum(produced.values()) == len(rows)
     newest = state / read_manifest(state)["chain"][-1]["name"]
@@ -86,12 +87,3 @@ def test_kill_minus_nine_during_replay_loses_and_repeats_nothing(
         consumer.close()
     assert log.read_text().count("model_loaded") == KILLS + 1
     assert "checkpoint_fallback" in log.read_text()
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for its parent to reap it has finished)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
