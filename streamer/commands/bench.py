@@ -8,24 +8,24 @@ import json
 import sys
 from pathlib import Path
 
+from streamer.benchmarks.report import OPTIONAL_SECTIONS, SECTIONS
 from streamer.commands import comma_choices
 from streamer.errors import StreamerError
 
 __all__ = ["HELP", "add_arguments", "run"]
 
-HELP = "run the benchmark suite (training, memory, daemon end to end, lookup) and write one report"
+HELP = "run the benchmark suite (training, memory, daemon end to end, lookup, neighbours) and write one report"
 DESCRIPTION = (
     "Runs, in one process tree: Trainer.learn tokens/s vs gensim Word2Vec(sg=1) with 1 and 2 workers; peak RSS "
     "with 1M items; the daemon's end-to-end events/s vs a raw kafka-python consumer and its freshness p50/p99 "
-    "at 10,000 events/s (embedded Tansu broker + redis-server); Lookup latency vs a raw PING. Prints the table "
+    "at 10,000 events/s (embedded Tansu broker + redis-server); Lookup latency vs a raw PING; neighbour lists/s "
+    "from the index vs exact, recall@10, index memory and list age. Prints the table "
     "with ratios and writes DIR/bench.json and DIR/bench.md. Needs a source checkout (the scripts under ops/) "
     "and the eval extra (gensim)."
 )
 
 
 def _sections(text: str) -> list[str]:
-    from streamer.benchmarks.report import OPTIONAL_SECTIONS, SECTIONS
-
     return comma_choices(text, SECTIONS + OPTIONAL_SECTIONS, "section")
 
 
@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke run (< 1 min); the numbers are not the ones to publish")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for bench.json and bench.md")
-    parser.add_argument("--sections", type=_sections, default="training,memory,daemon,lookup",
-                        help="comma-separated subset of training,memory,daemon,lookup, or scale (a catalog "
-                             "growing to 1M and 10M items: an hour and ~15 GB; --quick: 100k items)")
+    parser.add_argument("--sections", type=_sections, default=",".join(SECTIONS),
+                        help="comma-separated sections: any of " + ",".join(SECTIONS) + ", and the optional "
+                             "scale (a catalog growing to 1M and 10M items: an hour and ~15 GB; --quick: 100k "
+                             "items) and spare_replay")
 
 
 def run(args: argparse.Namespace) -> int:
