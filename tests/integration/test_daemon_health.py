@@ -1,7 +1,8 @@
 """/healthz and /readyz of the real daemon against the real broker and redis-server.
 
 Ready only while this instance holds the namespace lease and has partitions assigned; a standby is live but
-not ready; a loop blocked on a hung Redis (a redis-server of this test, stopped with SIGSTOP) is not live.
+not ready; a hung Redis (a redis-server of this test, stopped with SIGSTOP) no longer blocks the loop, so the
+daemon stays live; a loop really blocked (held inside a learning step) is not live, and live again once it moves.
 """
 
 from __future__ import annotations
@@ -136,3 +137,39 @@ def test_a_busy_metrics_port_is_one_line_and_the_address_is_logged(kafka_bootstr
     assert errors == [f"streamer: error: metrics port {busy} is already in use "
                       "(choose another with --metrics-port or STREAMER_METRICS_PORT)"], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_loop_blocked_in_the_engine_is_not_live_and_live_again_when_it_moves(
+        kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path):
+    """The real daemon's loop is held inside a learning step (the engine's ``learn`` waits on an event of
+    this test): no beat within --stall-timeout, so /healthz answers 503 (and /readyz too); released, the loop
+    beats again and both answer 200."""
+    import threading
+
+    topic = make_topic(partitions=1)
+    port = free_port()
+    settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state", vector_size=8,
+                            metrics_port=port, stall_timeout=1.0, catalog_topic="")
+    with DaemonThread(settings) as running:
+        produce(kafka_bootstrap, topic, _events(50))
+        wait_for(lambda: _get(port, "/readyz")[0] == 200, 60, "the daemon to be ready")
+        engine, release, entered = running.daemon.active.engine, threading.Event(), threading.Event()
+        learn = engine.learn
+
+        def held(*args, **kwargs):
+            entered.set()
+            release.wait(60)
+            return learn(*args, **kwargs)
+
+        engine.learn = held
+        try:
+            produce(kafka_bootstrap, topic, _events(50, start=50))
+            wait_for(entered.is_set, 30, "the loop to enter the held learning step")
+            wait_for(lambda: _get(port, "/healthz")[0] == 503, 10, "/healthz to report the stalled loop")
+            assert _get(port, "/readyz")[0] == 503
+        finally:
+            engine.learn = learn
+            release.set()
+        wait_for(lambda: _get(port, "/healthz")[0] == 200, 30, "the daemon live again")
+        wait_for(lambda: running.daemon.active.engine.event_count == 100, 30, "every event learned")
+        assert _get(port, "/readyz")[0] == 200
