@@ -113,7 +113,8 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
         daemon["daemon_events_per_second"] / daemon["raw_consume_events_per_second"])
     assert 0 < daemon["freshness_p50_seconds"] <= daemon["freshness_p99_seconds"]
     assert daemon["raw_consume_cpu_seconds_per_event"] > 0 and daemon["daemon_learner_cpu_seconds_per_event"] > 0
-    assert daemon["daemon_fetcher_cpu_seconds_per_event"] > 0  # the default fetcher is a process (Linux /proc)
+    fetcher = daemon["daemon_fetcher_cpu_seconds_per_event"]  # the default fetcher is a process (Linux /proc)
+    assert fetcher is None or fetcher > 0  # None: too little processor time to measure ("not measured", never 0)
     assert ratios["daemon"]["cores_needed_for_target"] == pytest.approx(
         (daemon["daemon_learner_cpu_seconds_per_event"] + daemon["daemon_fetcher_cpu_seconds_per_event"])
         * 0.9 * daemon["raw_consume_events_per_second"])
