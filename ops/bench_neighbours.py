@@ -45,8 +45,7 @@ def synthetic_engine(items: int, seed: int = 0):
 
     trainer = Trainer(vector_size=VECTOR_SIZE, seed=seed, replay_passes=0)
     table = trainer._items
-    for index in range(items):
-        table.allocate(f"item{index}", 0.0)
+    table.allocate([f"item{index}" for index in range(items)], 0.0)
     arrays = table.arrays
     random = np.random.default_rng(seed)
     centres = random.normal(0, 0.3, (2000, VECTOR_SIZE)).astype(np.float32)

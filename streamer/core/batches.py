@@ -89,26 +89,25 @@ class BatchLearning:
 
     def _allocate_new(self, rows: list, item_ids: tuple, timestamps: np.ndarray, chunk: list,
                       report: LearnReport) -> list[int]:
-        """Fill the rows of items seen for the first time, in order (retired ids are rejected); the rejected indices."""
-        items, rejected = self._items, []
+        """Fill the rows of items seen for the first time, in order (retired ids are rejected); the rejected indices.
+        The new ids get their rows in one ``allocate``; when the arrays must grow (be copied into larger ones),
+        the batch in flight settles first."""
+        items, rejected, first_seen = self._items, [], {}
         for index in [index for index, row in enumerate(rows) if row is None]:
             item = item_ids[index]
-            row = items.rows.get(item)
-            if row is None:
-                if item in items.retired:
-                    report.rejected.append((chunk[index], "retired_item"))
-                    rejected.append(index)
-                    continue
-                row = self._allocate(item, float(timestamps[index]))
-            rows[index] = row
+            if item in items.retired:
+                report.rejected.append((chunk[index], "retired_item"))
+                rejected.append(index)
+            elif item not in first_seen:
+                first_seen[item] = float(timestamps[index])
+        if first_seen:
+            if items.room() < len(first_seen):
+                self._overlap.settle()
+            items.allocate(list(first_seen), np.fromiter(first_seen.values(), np.float64, len(first_seen)))
+        held = items.rows
+        for index in [index for index, row in enumerate(rows) if row is None]:
+            rows[index] = held.get(item_ids[index])
         return rejected
-
-    def _allocate(self, item: str, ts: float) -> int:
-        """A row for an item seen for the first time; when the arrays must grow (be copied into larger ones),
-        the batch in flight settles first."""
-        if self._items.full:
-            self._overlap.settle()
-        return self._items.allocate(item, ts)
 
     def _learn_each(self, events: Iterable[Any], report: LearnReport) -> None:
         """The per-record path: any record shape, invalid records, eviction and expiry between two events."""
@@ -162,7 +161,9 @@ class BatchLearning:
                     self._flush(batch, report, wait=True)
                     pending = 0
                     self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
-                row = self._allocate(item, float(ts))
+                if not items.room():
+                    self._overlap.settle()  # the arrays grow (are copied): the batch in flight settles first
+                row = int(items.allocate([item], float(ts))[0])
             add_user(user)
             add_row(row)
             add_ts(ts)

@@ -10,12 +10,11 @@ import zlib
 
 import numpy as np
 
-from streamer.core.random import new_state
-from streamer.core.sgns import ITEM_LIVE, initialise_row
+from streamer.core.sgns import ITEM_LIVE, initialise_rows
 from streamer.core.sessions import UserTable
 from streamer.core.vocab import ItemTable
 
-__all__ = ["prior_stream", "release_rows", "upsert_item", "evict_least_used", "expire_stale", "EVICTION_FRACTION"]
+__all__ = ["prior_seed", "release_rows", "upsert_items", "evict_least_used", "expire_stale", "EVICTION_FRACTION"]
 
 EVICTION_FRACTION = 0.05  # share of max_items freed per eviction round (amortises the O(V log V) choice)
 
@@ -31,32 +30,49 @@ def release_rows(items: ItemTable, users: UserTable, replay_pairs: np.ndarray, r
     return items.release(rows)
 
 
-def prior_stream(seed: int, item: str) -> np.ndarray:
-    """The random stream of one item's attribute prior: derived from the seed and the id, so announcing items
-    never shifts the learning's stream (with ``prior_weight`` 0 and no attribute term, learning with a catalog
-    is learning without one) and needs no state of its own."""
-    return new_state((seed * 0x9E3779B1 + zlib.crc32(item.encode("utf-8"))) & 0xFFFFFFFFFFFFFFFF, 1)
+def prior_seed(seed: int, item: str) -> int:
+    """The state of one item's attribute-prior stream (one splitmix64 stream, as ``new_state`` starts it): derived
+    from the seed and the id, so announcing items never shifts the learning's stream (with ``prior_weight`` 0 and
+    no attribute term, learning with a catalog is learning without one) and needs no state of its own."""
+    return ((seed * 0x9E3779B1 + zlib.crc32(item.encode("utf-8"))) + _GOLDEN) & _MASK
 
 
-def upsert_item(items: ItemTable, item: str, attributes: dict[str, str], ts: float, settings, rng=None) -> bool:
-    """Create or update ``item``. An item without events yet (new, or announced before) is served at once, at
-    its attribute prior: the mean of the most frequent items sharing its attributes (random when none); its
-    ``prior`` weight (1 with neighbours, 0 without) tells its first event how much of that prior to keep next
-    to the session context. ``rng`` defaults to :func:`prior_stream`. Returns True when a new row was created."""
-    row = items.rows.get(item)
-    created = row is None
-    if created:
-        row = items.allocate(item, ts)
-    if attributes:
-        items.set_attributes(item, attributes)
-    arrays = items.arrays
-    if arrays.status[row] != ITEM_LIVE or arrays.counts[row] == 0:
-        neighbours = items.attribute_neighbours(items.attributes.get(item, attributes), settings.cold_start_neighbours)
-        rng = prior_stream(settings.seed, item) if rng is None else rng
-        used = initialise_row(arrays, row, neighbours, neighbours.size, settings.init_noise,
-                              settings.accum_initial, rng, 0)
-        arrays.prior[row] = settings.prior_weight if used else 0.0
-    return created
+_GOLDEN, _MASK = 0x9E3779B97F4A7C15, 0xFFFFFFFFFFFFFFFF
+
+
+def upsert_items(items: ItemTable, updates: list[tuple[str, dict[str, str], float]], settings) -> None:
+    """Create or update items, in order: ``(item, attributes, ts)``. An item without events yet (new, or announced
+    before) is served at once, at its attribute prior: the mean of the most frequent items sharing its attributes
+    (random when none); its ``prior`` weight (``prior_weight`` with neighbours, 0 without) tells its first event
+    how much of that prior to keep next to the session context. The new ids get their rows in one ``allocate``
+    and the priors are computed in one compiled call (:func:`initialise_rows`): the Python work per item is its
+    id maps, attributes and prior seed. An upsert's neighbours have events (count > 0), which an item started
+    here has not, so computing every neighbour list before any prior is the same as one upsert at a time."""
+    new: dict[str, float] = {}
+    for item, _, ts in updates:
+        if item not in items.rows and item not in new:
+            new[item] = ts
+    if new:
+        items.allocate(list(new), np.fromiter(new.values(), np.float64, len(new)))
+    rows, starts = items.rows, []
+    arrays, limit = items.arrays, settings.cold_start_neighbours
+    for item, attributes, _ in updates:
+        row = rows[item]
+        if attributes:
+            items.set_attributes(item, attributes)
+        if arrays.status[row] != ITEM_LIVE or arrays.counts[row] == 0:
+            held = items.attributes.get(item) or attributes
+            starts.append((row, items.attribute_neighbours(held, limit) if held else None, item))
+    if not starts:
+        return
+    neighbours = np.full((len(starts), max(limit, 1)), -1, np.int32)
+    counts = np.zeros(len(starts), np.int64)
+    for index, (_, found, _) in enumerate(starts):
+        if found is not None and found.size:
+            neighbours[index, :found.size], counts[index] = found, found.size
+    seeds = np.array([prior_seed(settings.seed, item) for _, _, item in starts], np.uint64)
+    initialise_rows(items.arrays, np.array([row for row, _, _ in starts], np.int64), neighbours, counts, seeds,
+                    settings.init_noise, settings.accum_initial, settings.prior_weight)
 
 
 def evict_least_used(items: ItemTable, users: UserTable, replay_pairs: np.ndarray, max_items: int) -> list[str]:

@@ -19,7 +19,7 @@ from streamer.core.random import next_unit
 
 __all__ = ["draw_negatives", "ITEM_FREE", "ITEM_NEW", "ITEM_LIVE", "DIRTY_SERVED", "DIRTY_STATE", "DIRTY_OUTPUT",
            "DIRTY_INDEX", "DIRTY_ALL",
-           "pair_scratch", "train_pair", "initialise_row", "blend_row"]
+           "pair_scratch", "train_pair", "initialise_row", "initialise_rows", "blend_row"]
 
 ITEM_FREE = 0  # row unused (free list)
 ITEM_NEW = 1  # id known, vector not initialised yet (initialised at its first event)
@@ -161,6 +161,19 @@ def initialise_row(items, row, neighbours, neighbour_count, noise_scale, accum_i
     items.status[row] = ITEM_LIVE
     items.dirty[row] = DIRTY_ALL
     return used
+
+
+@numba.njit(cache=True, nogil=True)
+def initialise_rows(items, rows, neighbours, neighbour_counts, seeds, noise_scale, accum_initial, prior_weight):
+    """:func:`initialise_row` for each of ``rows`` in order, row ``rows[i]`` from ``neighbours[i, :neighbour_counts[i]]``
+    with its own one-stream generator started at ``seeds[i]``; its ``prior`` weight becomes ``prior_weight`` when
+    it had neighbours, else 0. One compiled call for a whole catalog batch."""
+    rng = np.zeros(1, np.uint64)
+    for index in range(rows.shape[0]):
+        rng[0] = seeds[index]
+        used = initialise_row(items, rows[index], neighbours[index], neighbour_counts[index], noise_scale,
+                              accum_initial, rng, 0)
+        items.prior[rows[index]] = prior_weight if used > 0 else np.float32(0.0)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

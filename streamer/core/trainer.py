@@ -18,7 +18,7 @@ import numpy as np
 from streamer.core.batches import BatchLearning, LearnReport
 from streamer.core.delta import start_tracking
 from streamer.core.learning import COUNTER_FILL, COUNTER_REPLAYED, COUNTER_SIZE, Hyper, ReplayArrays
-from streamer.core.lifecycle import evict_least_used, release_rows, upsert_item
+from streamer.core.lifecycle import evict_least_used, release_rows, upsert_items
 from streamer.core.overlap import Overlap
 from streamer.core.parallel import new_work, rng_streams
 from streamer.core.replay_debt import ReplayDebt, draw_replay
@@ -130,9 +130,11 @@ class Trainer(Serving, BatchLearning):
         return trained
 
     def catalog(self, updates: Iterable[Any]) -> LearnReport:
-        """Apply catalog upserts (create/re-attribute items) and retirements; invalid ones are returned."""
-        report = LearnReport()
-        items = self._items
+        """Apply catalog upserts (create/re-attribute items) and retirements, in order; invalid ones are returned.
+        Runs of upserts are applied together (:func:`upsert_items`); with ``max_items`` one at a time (each may
+        evict first)."""
+        report, run = LearnReport(), []
+        items, max_items = self._items, self.settings.max_items
         for record in updates:
             try:
                 update = parse_catalog_update(record)
@@ -140,18 +142,22 @@ class Trainer(Serving, BatchLearning):
                 report.rejected.append((record, error.reason))
                 continue
             ts = update.ts if update.ts is not None else max(self._watermark, 0.0)
+            report.accepted += 1
+            if update.op == "upsert":
+                run.append((update.item, update.attrs, ts))
+                if max_items is None:
+                    continue
+                if update.item not in items.rows and items.live_count >= max_items:
+                    self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
+            upsert_items(items, run, self.settings)  # each item its own stream (prior_seed)
+            run = []
             if update.op == "retire":
                 row = items.rows.get(update.item)
                 if row is not None:
                     release_rows(items, self._users, self._replay.pairs, np.array([row]))
                 items.retire(update.item)
                 self._released({update.item})
-            else:
-                max_items = self.settings.max_items
-                if update.item not in items.rows and max_items is not None and items.live_count >= max_items:
-                    self._released(evict_least_used(items, self._users, self._replay.pairs, max_items))
-                upsert_item(items, update.item, update.attrs, ts, self.settings)  # its own stream (prior_stream)
-            report.accepted += 1
+        upsert_items(items, run, self.settings)
         return report
 
     # ---- reading --------------------------------------------------------------------------------------

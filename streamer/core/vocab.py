@@ -122,29 +122,37 @@ class ItemTable:
     def live_count(self) -> int:
         return len(self.rows)
 
-    @property
-    def full(self) -> bool:
-        """True when the next ``allocate`` grows (copies) the arrays."""
-        return not self.free and len(self.ids) >= self.arrays.counts.shape[0]
+    def room(self) -> int:
+        """New items ``allocate`` takes before it grows (copies) the arrays."""
+        return len(self.free) + self.arrays.counts.shape[0] - len(self.ids)
 
-    def allocate(self, item: str, ts: float = 0.0) -> int:
-        """A fresh row for a new ``item`` (status NEW: initialised at its first event)."""
-        if self.free:
-            row = self.free.pop()
-            self.ids[row] = item
-        else:
-            row = len(self.ids)
-            self.ids.append(item)
-            if row >= self.arrays.counts.shape[0]:
-                self._grow()
-        self.arrays.status[row] = ITEM_NEW
-        self.arrays.last_seen[row] = ts
-        self.arrays.dirty[row] |= DIRTY_STATE
-        self.rows[item] = row
-        if item in self.retired:
-            self.retired.discard(item)
-            self.retired_changed.add(item)
-        return row
+    def allocate(self, items: list[str], ts=0.0) -> np.ndarray:
+        """Fresh rows for new, distinct ``items`` (status NEW: initialised at their first event), in order: the
+        free list first (last freed first), then appended rows. ``ts``: one time, or one per item. One call per
+        block of items (a catalog batch, a learned batch's new ids), not per item: the Python work per item is
+        the two id maps."""
+        count = len(items)
+        reused = min(count, len(self.free))
+        rows = [self.free.pop() for _ in range(reused)]
+        ids = self.ids
+        for row, item in zip(rows, items):
+            ids[row] = item
+        start = len(ids)
+        rows.extend(range(start, start + count - reused))
+        ids.extend(items[reused:])
+        while len(ids) > self.arrays.counts.shape[0]:
+            self._grow()
+        self.rows.update(zip(items, rows))
+        if self.retired:
+            back = self.retired.intersection(items)
+            self.retired -= back
+            self.retired_changed |= back
+        found = np.array(rows, np.int64)
+        arrays = self.arrays
+        arrays.status[found] = ITEM_NEW
+        arrays.last_seen[found] = ts
+        arrays.dirty[found] |= DIRTY_STATE
+        return found
 
     def retire(self, item: str) -> None:
         """Remember ``item`` as retired (its events are rejected until a catalog upsert brings it back)."""
@@ -152,13 +160,19 @@ class ItemTable:
         self.retired_changed.add(item)
 
     def _grow(self) -> None:
-        old = self.arrays
-        new = _allocate(grown_capacity(old.counts.shape[0]), self.vector_size)
+        """Larger arrays, one at a time: each old array is dropped once copied, so the peak is the old arrays plus
+        the largest new one (the new arrays' untouched tails are zero pages), not twice the whole state."""
+        capacity = grown_capacity(self.arrays.counts.shape[0])
         for name in ItemArrays._fields:
             if name != "noise_tree":
-                getattr(new, name)[: getattr(old, name).shape[0]] = getattr(old, name)
-        fenwick_build(new.noise_tree, new.noise_weights)
-        self.arrays = new
+                old = getattr(self.arrays, name)
+                new = np.zeros((capacity,) + old.shape[1:], old.dtype)
+                new[: old.shape[0]] = old
+                del old
+                self.arrays = self.arrays._replace(**{name: new})
+        tree = np.zeros(capacity + 1, np.float64)
+        self.arrays = self.arrays._replace(noise_tree=tree)
+        fenwick_build(tree, self.arrays.noise_weights)
 
     def release(self, rows: np.ndarray) -> list[str]:
         """Free ``rows`` (their ids are forgotten; weights leave the noise tree). Returns the ids."""

@@ -20,7 +20,7 @@ class Unscannable(set):
 def _table_with_one_big_attribute(members: int) -> ItemTable:
     items = ItemTable(vector_size=4)
     for index in range(members):
-        row = items.allocate(f"i{index}")
+        row = int(items.allocate([f"i{index}"])[0])
         items.arrays.status[row] = 2  # live
         items.arrays.counts[row] = (index * 7919) % 1000 + 1
         items.set_attributes(f"i{index}", {"category": "big"})

@@ -9,7 +9,7 @@ from streamer.core.settings import TrainerSettings
 from streamer.core.warmup import warm_up
 
 kernels = {"learn_events": learning.learn_events, "replay_pairs": learning.replay_pairs,
-           "initialise_row": sgns.initialise_row, "fenwick_build": noise.fenwick_build}
+           "initialise_rows": sgns.initialise_rows, "fenwick_build": noise.fenwick_build}
 before = {name: len(kernel.signatures) for name, kernel in kernels.items()}
 seconds = warm_up(TrainerSettings(vector_size=8, seed=2))
 after = {name: len(kernel.signatures) for name, kernel in kernels.items()}
