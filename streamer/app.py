@@ -100,7 +100,7 @@ class Daemon:
                 backoff.reset()
                 self._hold_lease(client, lease)
         finally:
-            _quietly(lease.release)
+            lease.release_within(settings.redis_timeout)  # a hung Redis does not hold up the stop
             client.close()
             if server is not None:
                 server.close()
@@ -209,7 +209,10 @@ class _Active:
         finally:
             self.lost_lease.set()  # stops the renewer
             self.checkpoint.close()
-            self.publisher.close()
+            # a stop leaves snapshots still out after its final checkpoint's wait behind (Redis hung; they are pending
+            # in the checkpoint); back to standby waits for them (they must not land after a next holder's writes)
+            stop_wait = 0.0 if self.publisher.in_flight else self.settings.redis_timeout
+            self.publisher.close(stop_wait if self.daemon.stopping.is_set() else None)
             _quietly(self.source.close)
             _quietly(self.dead_letters.close)
 
@@ -365,8 +368,10 @@ class _Active:
             except (RedisError, OSError) as error:
                 self._flush_failed(error)
                 submitted = False
-        if wait:  # even in backoff: the snapshots in flight settle before a checkpoint lists what is pending
-            return self._settle(self.publisher.drain()) and submitted
+        if wait:  # even in backoff: the snapshots in flight settle (for at most redis_timeout: a hung Redis
+            # does not hold up a rebalance or a stop; the commit then waits) before a checkpoint lists what is pending
+            written = self._settle(self.publisher.drain(self.settings.redis_timeout))
+            return written and submitted and not self.publisher.in_flight
         return submitted
 
     def _publish_for_checkpoint(self, force: bool) -> set[int] | None:

@@ -118,6 +118,24 @@ class Lease:
                 self._release(keys=[self._keys.lease], args=[self.value])
                 self.value = None
 
+    def release_within(self, timeout: float) -> bool:
+        """:meth:`release` for at most ``timeout`` seconds (a stop does not wait on a hung Redis: a lease not
+        released expires after its ttl); True when it was released. Errors are logged, not raised."""
+        def attempt() -> None:
+            try:
+                self.release()
+            except (RedisError, OSError) as error:
+                log_event(logger, logging.WARNING, "lease_release_failed", error=repr(error),
+                          note="the lease expires by itself")
+
+        worker = threading.Thread(target=attempt, name="lease-release", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            log_event(logger, logging.WARNING, "lease_release_abandoned", seconds=timeout,
+                      note="Redis did not answer; the lease expires by itself after its ttl")
+        return not worker.is_alive() and self.value is None
+
     def wait(self, should_stop: Callable[[], bool], poll_seconds: float | None = None,
              on_retry: Callable[[Exception], None] | None = None) -> bool:
         """Block as a standby until the lease is ours (True) or ``should_stop()`` (False)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 from redis.exceptions import RedisError
 
@@ -50,17 +51,28 @@ class Publisher:
         self.in_flight -= len(outcomes)
         return outcomes
 
-    def drain(self) -> list[tuple]:
-        """Wait until every submitted snapshot is written (or failed); their outcomes."""
-        self._queue.join()
+    def drain(self, timeout: float | None = None) -> list[tuple]:
+        """Wait until every submitted snapshot is written (or failed), for at most ``timeout`` seconds (None:
+        no limit); the outcomes collected. After a timeout :attr:`in_flight` says how many are still out
+        (Redis hung: a rebalance or a stop does not wait for it, issue 16)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                done.wait(remaining)
         return self.collect()
 
-    def close(self) -> list[tuple]:
-        """Drain and stop the thread; the outcomes not collected yet."""
-        outcomes = self.drain()
+    def close(self, timeout: float | None = None) -> list[tuple]:
+        """Drain (for at most ``timeout`` seconds) and stop the thread; the outcomes not collected yet. A
+        thread still inside a hung write is left behind (a daemon thread; its writes stay fenced)."""
+        outcomes = self.drain(timeout)
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join()
+            if not self.in_flight:
+                self._thread.join()
             self._thread = None
         return outcomes
 

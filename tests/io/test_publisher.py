@@ -65,3 +65,32 @@ def test_a_failed_write_puts_its_ids_back_keeping_the_oldest_stamp_and_later_ret
     assert sink.retired == {"gone", "c"}
     assert sink.pending == 4
     client.close()
+
+
+class _HangingSink:
+    """A sink whose writes wait until released (a hung Redis)."""
+
+    def __init__(self):
+        import threading
+
+        self.release = threading.Event()
+
+    def write(self, snapshot):
+        self.release.wait(30)
+        return snapshot
+
+
+def test_drain_and_close_wait_at_most_their_timeout_for_a_hung_write():
+    import time
+
+    sink = _HangingSink()
+    publisher = Publisher(sink)
+    publisher.submit("first")
+    began = time.monotonic()
+    assert publisher.drain(0.3) == [] and publisher.in_flight == 1  # still out after the timeout
+    assert publisher.close(0.0) == []
+    assert time.monotonic() - began < 5.0  # without the timeout: 30 s (the hung write)
+    sink.release.set()
+    publisher = Publisher(sink)
+    publisher.submit("second")
+    assert publisher.drain(5.0) == [("second", "second", None)] and publisher.in_flight == 0

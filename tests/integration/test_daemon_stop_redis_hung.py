@@ -1,0 +1,69 @@
+"""A stop while Redis hangs (redis-server stopped with SIGSTOP) is bounded and lossless (issue 16): the stop's
+checkpoint waits for the snapshots in flight at most ``redis_timeout``, saves every learned event with the ids
+not yet in Redis, and leaves the offsets uncommitted; the lease release waits at most ``redis_timeout`` too.
+Before, the stop waited for every hung snapshot (two socket timeouts each) and for the lease release.
+The next daemon, once Redis answers again, learns nothing twice and publishes every item."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from kafka import KafkaConsumer
+
+from streamer.io.kafka_source import committed_total
+from tests.integration.daemon_support import (
+    DaemonThread, OwnRedis, event_value, manifest_offsets, produce, read_item_vectors, read_manifest, settings_for,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+STOP_BOUND = 9.0  # seconds: drain (redis_timeout 2 s) + state save + lease release (2 s) + leaving the group
+
+
+def _events(count: int, now: float) -> list[tuple[bytes, bytes]]:
+    return [(f"u{index % 30}".encode(), event_value(f"u{index % 30}", f"i{(index * 7) % 300}", now - 600 + index * 0.05))
+            for index in range(count)]
+
+
+def test_a_stop_while_redis_hangs_is_bounded_and_loses_nothing(kafka_bootstrap, make_topic, unique_name, tmp_path):
+    topic = make_topic(partitions=1)
+    make_topic(partitions=1, name=f"{topic}-catalog")
+    messages, state = _events(3000, time.time()), tmp_path / "state"
+    checker = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"{unique_name}-group", enable_auto_commit=False)
+    with OwnRedis(tmp_path / "redis.log") as server:
+        client = server.client()
+        settings = settings_for(kafka_bootstrap, server.url, unique_name, topic, state, vector_size=8)
+        running = DaemonThread(settings).__enter__()
+        try:
+            produce(kafka_bootstrap, topic, messages[:2000])
+            wait_for(lambda: committed_total(checker, topic) == 2000, 90, "2,000 events committed")
+            server.process.send_signal(signal.SIGSTOP)
+            produce(kafka_bootstrap, topic, messages[2000:])
+            active = running.daemon.active
+            wait_for(lambda: active.engine.event_count == 3000 and active.sink.in_flight, 60,
+                     "the last events learned, a snapshot hung in flight")
+            began = time.monotonic()
+            running.stop(timeout=60)
+            stop_seconds = time.monotonic() - began
+            committed_at_stop = committed_total(checker, topic)
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+            running.__exit__(None, None, None)
+        print(f"stop while Redis hung: {stop_seconds:.1f} s")
+        assert running.exit_code == 0 and running.error is None
+        assert stop_seconds < STOP_BOUND, f"the stop took {stop_seconds:.1f} s while Redis hung"
+        manifest = read_manifest(state)
+        assert manifest_offsets(state)[(topic, 0)] == 3000 and manifest["event_count"] == 3000
+        assert manifest["pending"]["items"]  # what Redis may not have is listed for the next daemon
+        assert committed_at_stop == 2000  # offsets wait for Redis
+        with DaemonThread(settings) as again:
+            wait_for(lambda: again.daemon.active and not again.daemon.active.sink.pending
+                     and again.daemon.active.engine.event_count == 3000, 90, "the pending ids published")
+            ids, _ = again.daemon.active.engine.vectors()
+            assert set(read_item_vectors(client, unique_name)) == set(ids)
+            wait_for(lambda: committed_total(checker, topic) == 3000, 60, "every offset committed")
+            assert again.daemon.active.engine.event_count == 3000  # nothing learned twice
+        client.close()
+    checker.close()
