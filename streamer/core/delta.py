@@ -158,12 +158,7 @@ def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     for item, row in meta["released"]:
         _release_row(items, item, int(row))
     rows = arrays["items.rows"]
-    for item, row in zip(meta["item_ids"], rows.tolist()):
-        previous = items.ids[row]
-        if previous is not None and previous != item and items.rows.get(previous) == row:
-            del items.rows[previous]
-        items.ids[row] = item
-        items.rows[item] = row
+    _remap(items.ids, items.rows, meta["item_ids"], rows.tolist())
     for name in ROW_FIELDS:
         getattr(items.arrays, name)[rows] = arrays[f"items.{name}"]
     for name in OUTPUT_FIELDS:  # the rows of live items that were only drawn as negatives (their ids: output_ids)
@@ -182,16 +177,23 @@ def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     _apply_rest(trainer, meta, arrays)
 
 
+def _remap(ids: list, positions: dict, new_ids: list, rows: list[int]) -> None:
+    """``ids[row] = new_ids[i]`` for ``rows[i]``, and the reverse map ``positions`` with them: an id that held one
+    of those rows before (and still maps to it) leaves the map; ``None`` frees a row. Loops in C (map, zip,
+    dict.update) but for the ids replaced, so a delta of 10^5 rows costs milliseconds."""
+    replaced = [(previous, row) for previous, new, row in zip(map(ids.__getitem__, rows), new_ids, rows)
+                if previous is not None and previous != new]
+    for previous, row in replaced:
+        if positions.get(previous) == row:
+            del positions[previous]
+    list(map(ids.__setitem__, rows, new_ids))
+    positions.update(zip(new_ids, rows))
+    positions.pop(None, None)
+
+
 def _resize_items(items, capacity: int) -> None:
-    old = items.arrays
-    if old.counts.shape[0] == capacity:
-        return
-    fresh = ItemArrays(*(np.zeros((capacity + (name == "noise_tree"),) + value.shape[1:], value.dtype)
-                         for name, value in zip(ItemArrays._fields, old)))
-    for name in ItemArrays._fields:
-        if name != "noise_tree":
-            getattr(fresh, name)[:getattr(old, name).shape[0]] = getattr(old, name)
-    items.arrays = fresh  # the delta holds the whole tree after a grow
+    if items.arrays.counts.shape[0] != capacity:
+        items.resize(capacity)  # the delta holds the whole tree after a grow
 
 
 def _release_row(items, item: str, row: int) -> None:
@@ -212,13 +214,7 @@ def _apply_users(users, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         users.arrays = grown
     users.ids.extend([None] * (int(meta["user_length"]) - len(users.ids)))
     slots = arrays["users.slots"]
-    for user, slot in zip(meta["user_ids"], slots.tolist()):
-        previous = users.ids[slot]
-        if previous is not None and users.slots.get(previous) == slot:
-            del users.slots[previous]
-        users.ids[slot] = user
-        if user is not None:
-            users.slots[user] = slot
+    _remap(users.ids, users.slots, meta["user_ids"], slots.tolist())
     for name in UserArrays._fields:
         getattr(users.arrays, name)[slots] = arrays[f"users.{name}"]
     users.free = list(meta["user_free"])

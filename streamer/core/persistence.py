@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,13 @@ def _float(value) -> float:
     return float(value) if value is not None else float("-inf")
 
 
+def position_map(ids: list) -> dict:
+    """id -> position of a row -> id list (``None``: a free position), built in C (``dict(zip)``), not by a loop."""
+    positions = dict(zip(ids, range(len(ids))))
+    positions.pop(None, None)
+    return positions
+
+
 def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Rebuild ``trainer`` in place from ``trainer_state`` output."""
     trainer.settings = TrainerSettings.from_dict(meta["settings"])
@@ -94,14 +102,13 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items.arrays = ItemArrays(**{name: _padded(arrays[f"items.{name}"], meta.get("item_capacity"), name)
                                  for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])
-    items.rows = {item: row for row, item in enumerate(items.ids) if item is not None}
+    items.rows = position_map(items.ids)
     items.free = list(meta["item_free"])
-    for item, attributes in meta["attributes"].items():
-        items.set_attributes(item, attributes)
+    items.restore_attributes(meta["attributes"])
     items.retired = set(meta["retired"])
     users.arrays = UserArrays(**{name: arrays[f"users.{name}"] for name in UserArrays._fields})
     users.ids = list(meta["user_ids"])
-    users.slots = {user: slot for slot, user in enumerate(users.ids) if user is not None}
+    users.slots = position_map(users.ids)
     users.free = list(meta["user_free"])
     trainer._replay = ReplayArrays(arrays["replay.pairs"], arrays["replay.counters"])
     fresh, rng = trainer._rng, arrays["rng"]  # fresh: the streams these settings use (older files kept fewer)
@@ -155,26 +162,25 @@ def write_archive(path, meta: dict, arrays: dict[str, np.ndarray], cancelled=lam
     return size
 
 
-def read_archive(path, expected_format: str, expected_version: int) -> tuple[dict, dict[str, np.ndarray]]:
+def read_archive(path, expected_format: str, versions) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, arrays) of a ``write_archive`` file; CheckpointError if it is missing, corrupt (member CRC-32),
-    truncated or of another format or version. Arrays are read straight from their members (no extra copy)."""
+    truncated or of another format or of a version not in ``versions`` (an int or a tuple of them)."""
+    versions = (versions,) if isinstance(versions, int) else tuple(versions)
     try:
-        with zipfile.ZipFile(path, "r") as archive:
+        with zipfile.ZipFile(path, "r") as archive, open(path, "rb", buffering=0) as raw:
             meta = orjson.loads(archive.read("meta.json"))
             if not isinstance(meta, dict) or meta.get("format") != expected_format:
                 raise CheckpointError(f"{path}: not a {expected_format} file")
-            if meta.get("version") != expected_version:
+            if meta.get("version") not in versions:
                 raise CheckpointError(f"{path}: unsupported {expected_format} version {meta.get('version')!r} "
-                                      f"(expected {expected_version})")
+                                      f"(this version reads {', '.join(map(str, versions))})")
             capacity = meta.get("item_capacity") if expected_format == FORMAT else None  # a base: rows padded
             arrays = {}
-            for name in archive.namelist():
-                if name.endswith(".npy"):
-                    with archive.open(name) as member:
-                        pad = capacity if name.startswith("items.") and name != "items.noise_tree.npy" else None
-                        arrays[name[:-4]] = _read_member(member, pad)
-                        if member.read(1):  # also reaches the end of the member, where its CRC-32 is checked
-                            raise ValueError(f"{name}: trailing bytes")
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    name = info.filename
+                    pad = capacity if name.startswith("items.") and name != "items.noise_tree.npy" else None
+                    arrays[name[:-4]] = _read_member(raw, info, pad)
     except CheckpointError:
         raise
     except FileNotFoundError:
@@ -184,24 +190,45 @@ def read_archive(path, expected_format: str, expected_version: int) -> tuple[dic
     return meta, arrays
 
 
-def _read_member(member, capacity: int | None) -> np.ndarray:
-    """One ``.npy`` member; with ``capacity``, read straight into an array of that many rows (the rest zeros),
-    not into one of its own then copied (restoring a base is mostly this)."""
-    version = np.lib.format.read_magic(member)
+CHUNK = 1 << 24  # bytes read (and CRC-checked) at a time
+
+
+def _read_member(raw, info: zipfile.ZipInfo, capacity: int | None) -> np.ndarray:
+    """One stored ``.npy`` member, read from the file straight into its array (with ``capacity``, an array of that
+    many rows, the rest zeros: restoring a base is mostly this), no buffer in between; its CRC-32 is checked."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{info.filename}: compressed member")
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{info.filename}: bad local header")
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    raw.seek(start)
+    version = np.lib.format.read_magic(raw)
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = reader(member)
+    shape, fortran, dtype = reader(raw)
     if fortran or dtype.hasobject:
         raise ValueError("unexpected array layout")
+    header = raw.tell() - start
+    raw.seek(start)
+    crc = zlib.crc32(raw.read(header))
     rows = max(capacity or 0, shape[0] if shape else 0)
     array = np.zeros((rows,) + tuple(shape[1:]), dtype) if shape else np.zeros((), dtype)
     view = array[:shape[0]] if shape else array.reshape(1)
     target = memoryview(view).cast("B") if view.nbytes else memoryview(b"")
-    filled = 0
-    while filled < target.nbytes:
-        count = member.readinto(target[filled:])
-        if not count:
-            raise EOFError("truncated array")
-        filled += count
+    if header + target.nbytes != info.file_size:
+        raise ValueError(f"{info.filename}: size does not match its array")
+    for offset in range(0, target.nbytes, CHUNK):
+        part = target[offset:offset + CHUNK]
+        filled = 0
+        while filled < part.nbytes:
+            count = raw.readinto(part[filled:])
+            if not count:
+                raise EOFError("truncated array")
+            filled += count
+        crc = zlib.crc32(part, crc)
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
     return array
 
 

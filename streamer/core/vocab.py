@@ -160,19 +160,30 @@ class ItemTable:
         self.retired_changed.add(item)
 
     def _grow(self) -> None:
-        """Larger arrays, one at a time: each old array is dropped once copied, so the peak is the old arrays plus
-        the largest new one (the new arrays' untouched tails are zero pages), not twice the whole state."""
-        capacity = grown_capacity(self.arrays.counts.shape[0])
+        self.resize(grown_capacity(self.arrays.counts.shape[0]))
+        fenwick_build(self.arrays.noise_tree, self.arrays.noise_weights)
+
+    def resize(self, capacity: int) -> None:
+        """The arrays at ``capacity`` rows (the new rows zero; the noise tree new and zero: the caller fills it).
+        Each array grows in place when nothing else refers to it (``ndarray.resize``: the allocator moves its
+        pages, no copy, e.g. on restore) and is copied otherwise (numpy refuses the in-place resize while a view
+        or another reference exists, e.g. a background base writing it); either way one array at a time, so the
+        peak is the old arrays plus one new one, not twice the state."""
         for name in ItemArrays._fields:
-            if name != "noise_tree":
-                old = getattr(self.arrays, name)
-                new = np.zeros((capacity,) + old.shape[1:], old.dtype)
-                new[: old.shape[0]] = old
-                del old
-                self.arrays = self.arrays._replace(**{name: new})
-        tree = np.zeros(capacity + 1, np.float64)
-        self.arrays = self.arrays._replace(noise_tree=tree)
-        fenwick_build(tree, self.arrays.noise_weights)
+            old = getattr(self.arrays, name)
+            self.arrays = self.arrays._replace(**{name: None})  # ``old`` is now this table's only reference
+            shape = ((capacity + 1) if name == "noise_tree" else capacity,) + old.shape[1:]
+            try:
+                if name == "noise_tree":
+                    raise ValueError("rebuilt, not kept")
+                old.resize(shape, refcheck=True)
+                new = old
+            except ValueError:  # referred to elsewhere (or the tree): a new array
+                new = np.zeros(shape, old.dtype)
+                if name != "noise_tree":
+                    new[: old.shape[0]] = old
+            del old
+            self.arrays = self.arrays._replace(**{name: new})
 
     def release(self, rows: np.ndarray) -> list[str]:
         """Free ``rows`` (their ids are forgotten; weights leave the noise tree). Returns the ids."""
@@ -201,6 +212,28 @@ class ItemTable:
         row = self.rows.get(item)
         if row is not None:
             self.offer(np.array([row]))
+
+    def restore_attributes(self, attributes: dict[str, dict[str, str]]) -> None:
+        """The attributes of a restored table (the rows held), indexed at once: per attribute its members, and its
+        leaders, the top ``LEADERS`` rows by (count, lower row first) -- what offering every row finds -- from one
+        sort of its rows, not one :meth:`set_attributes` per item."""
+        self.attributes = attributes
+        index: dict[tuple[str, str], set[str]] = {}
+        for item, held in attributes.items():
+            for pair in held.items():
+                members = index.get(pair)
+                if members is None:
+                    index[pair] = {item}
+                else:
+                    members.add(item)
+        self.attribute_index, self.leaders = index, {}
+        counts, rows = self.arrays.counts, self.rows
+        for pair, members in index.items():
+            found = np.fromiter((rows[item] for item in members if item in rows), np.int64)
+            if found.size:
+                best = found[np.lexsort((found, -counts[found]))[:LEADERS]]
+                leaders = self.leaders[pair] = Leaders()
+                leaders.rows, leaders.floor = best.tolist(), int(counts[best].min())
 
     def _unindex(self, item: str, row: int | None = None) -> None:
         row = self.rows.get(item) if row is None else row
