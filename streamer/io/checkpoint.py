@@ -48,8 +48,9 @@ class Checkpoint:
         self.background = background
         self._committed: dict | None = None
         self._saved_mark: tuple | None = None  # engine.change_mark when saved (None: unknown, e.g. after a restart)
-        self._in_flight: tuple | None = None  # (PendingSave, offsets, published, began) of a background write
-        self._awaiting: tuple[dict, set[int]] | None = None  # saved offsets, the Redis snapshots their commit waits for
+        self._in_flight: tuple | None = None  # (PendingSave, offsets, published, began, mark) of a background write
+        self._awaiting: tuple[dict, set[int], int] | None = None  # saved offsets, the snapshots their commit waits
+        # for, the source's reread mark when the offsets were taken
         self._snapshots_in_flight = in_flight  # the Redis snapshots not settled yet
 
     @property
@@ -67,20 +68,20 @@ class Checkpoint:
         self._dead_letters.flush()
         if self._in_flight is not None:  # the previous write is linked first (it has long finished, usually)
             self._finish()
-        offsets = dict(self._source.learned)
+        offsets, mark = dict(self._source.learned), self._reread_mark()
         topic_ids = dict(getattr(self._source, "topic_ids", {}))  # the topics these offsets belong to
-        mark = engine.change_mark
+        engine_mark = engine.change_mark
         unchanged = (self.manifest.sequence > 0 and offsets == self.manifest.offsets
-                     and engine.event_count == self.manifest.event_count and mark == self._saved_mark
+                     and engine.event_count == self.manifest.event_count and engine_mark == self._saved_mark
                      and topic_ids == self.manifest.topic_ids)
         if unchanged and (published is None or offsets == self._committed):
             return offsets == self._committed  # nothing new since the last checkpoint
         if unchanged:
-            return self._commit_offsets(offsets, published, began)
+            return self._commit_offsets(offsets, published, began, mark)
         background = self.background and not force
         save = self._store.begin(engine, self.manifest, offsets, self._pending(), background=background,
                                  topic_ids=topic_ids)
-        self._saved_mark, self._in_flight = mark, (save, offsets, published, began)
+        self._saved_mark, self._in_flight = engine_mark, (save, offsets, published, began, mark)
         return self._finish() if not background or save.done() else False  # a base is written at once
 
     def settle(self) -> bool | None:
@@ -91,16 +92,20 @@ class Checkpoint:
         return self._finish()
 
     def _finish(self) -> bool:
-        save, offsets, published, began = self._in_flight
+        save, offsets, published, began, mark = self._in_flight
         self._in_flight = None
         try:
             self.manifest = save.finish()
         except BaseException:
             self._saved_mark = None  # not saved: the next checkpoint saves again (a base)
             raise
-        return self._commit_offsets(offsets, published, began)
+        return self._commit_offsets(offsets, published, began, mark)
 
-    def _commit_offsets(self, offsets: dict, published: bool, began: float) -> bool:
+    def _reread_mark(self) -> int:
+        """Changes whenever the source reads a partition again from its beginning (a recreated topic)."""
+        return getattr(self._source, "reread_mark", 0)
+
+    def _commit_offsets(self, offsets: dict, published: bool, began: float, mark: int) -> bool:
         """``published`` (what ``publish(force)`` returned): the Redis snapshots the commit waits for (empty:
         Redis has every change), or None: changes not submitted yet, a later checkpoint commits."""
         if published is None:
@@ -109,10 +114,10 @@ class Checkpoint:
             return False
         published = set(published) & self._snapshots_in_flight()  # some may be written while the state was
         if published:
-            self._awaiting = (offsets, set(published))  # committed by ``settled`` once they are written
+            self._awaiting = (offsets, set(published), mark)  # committed by ``settled`` once they are written
             return False
         self._awaiting = None
-        return self._commit(offsets, began)
+        return self._commit(offsets, began, mark)
 
     def settled(self, sequence: int, written: bool) -> bool:
         """A Redis snapshot's write is over: commit the offsets that waited for it once all their snapshots
@@ -120,7 +125,7 @@ class Checkpoint:
         later checkpoint commits)."""
         if self._awaiting is None or sequence not in self._awaiting[1]:
             return False
-        offsets, waiting = self._awaiting
+        offsets, waiting, mark = self._awaiting
         waiting.discard(sequence)
         if not written:
             self._awaiting = None
@@ -131,9 +136,17 @@ class Checkpoint:
         learned = self._source.learned
         if any(learned.get(partition, 0) < offset for partition, offset in offsets.items()):
             return False  # a partition was read again from its beginning meanwhile: these offsets are stale
-        return self._commit(offsets, time.monotonic())
+        return self._commit(offsets, time.monotonic(), mark)
 
-    def _commit(self, offsets: dict, began: float) -> bool:
+    def _commit(self, offsets: dict, began: float, mark: int) -> bool:
+        """Commit ``offsets`` unless a partition was read again from its beginning since they were taken (a
+        recreated topic; the reread is the source's ``reread_mark``): sent later, they would name the old
+        topic's positions on the new one, and a restart would then read the new topic again (learned twice)
+        or skip it. A later checkpoint commits."""
+        if self._reread_mark() != mark:
+            log_event(logger, logging.WARNING, "commit_dropped", sequence=self.manifest.sequence,
+                      reason="a partition was read again from its beginning since these offsets were taken")
+            return False
         committed = self._source.commit(offsets)
         if committed:
             self._committed = offsets

@@ -108,6 +108,11 @@ class KafkaSource:
     def is_open(self) -> bool:
         return self._consumer is not None
 
+    @property
+    def reread_mark(self) -> int:
+        """Changes whenever a partition is read again from its beginning (offsets taken before are stale)."""
+        return self.reread_count
+
     def handle_revoked(self, revoked) -> None:
         """Runs on kafka-python's IO thread while ``poll`` waits: commits there must not block."""
         log_event(logger, logging.INFO, "partitions_revoked", partitions=_names(revoked))

@@ -78,6 +78,7 @@ class ProcessSource:
         self.follow_committed = True  # False after --reset-model: ``learned`` alone says where to start
         self.topic_ids: dict[str, str] = {}  # topic -> the id (KIP-516) the ``learned`` offsets belong to
         self._rereads_seen = 0  # the fetcher's last "reread" applied to ``learned``
+        self.reread_mark = 0  # "reread"s applied so far, over every fetcher (offsets taken before are stale)
         self.assigned: set[TopicPartition] = set()
         self._highwaters: Offsets = {}
         self._inbox: collections.deque = collections.deque()
@@ -200,6 +201,7 @@ class ProcessSource:
             for key, start in message[2]:
                 self.learned[key] = start
             self._rereads_seen = message[1]
+            self.reread_mark += 1
             self.topic_ids.update(message[3])
         elif kind == "topic_ids":
             self.topic_ids.update(message[1])

@@ -188,3 +188,42 @@ def test_a_waiting_commit_is_dropped_when_a_partition_was_read_again_meanwhile(t
     recorder.learned = {("events", 0): 2}  # the topic was recreated: the partition is read from 0 again
     assert not checkpoint.settled(7, True)  # committing 6 now would name an offset of the old topic
     assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
+
+
+def _wait_settled(checkpoint) -> bool | None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while (outcome := checkpoint.settle()) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return outcome
+
+
+def test_a_commit_is_dropped_when_a_partition_was_read_again_while_its_state_was_written(tmp_path):
+    """The soak's double count: offsets taken before a recreated topic was read again from its beginning, committed
+    once the background write was linked, named the old topic's positions on the new one."""
+    recorder = Recorder()
+    recorder.reread_mark = 0
+    checkpoint = Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
+                            recorder.pending, background=True)
+    engine = _engine()
+    assert checkpoint.commit(engine)  # the first one is a base, written at once
+    engine.learn([("u9", "i9", 10.0)])
+    recorder.learned, recorder.calls = {("events", 0): 7}, []
+    assert not checkpoint.commit(engine)  # the segment is being written
+    recorder.reread_mark, recorder.learned = 1, {("events", 0): 9}  # the new topic, read from 0 past offset 7
+    assert _wait_settled(checkpoint) is False
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
+    engine.learn([("u9", "i8", 11.0)])
+    assert checkpoint.commit(engine, force=True)  # offsets taken after the reread are committed
+    assert recorder.calls[-1] == ("commit", {("events", 0): 9})
+
+
+def test_a_waiting_commit_is_dropped_after_a_reread_even_once_the_new_topic_passed_its_offsets(tmp_path):
+    recorder = Recorder(in_flight={7})
+    recorder.reread_mark = 0
+    checkpoint = _checkpoint(tmp_path, recorder)
+    assert not checkpoint.commit(_engine())  # offsets 6 saved, the commit waits for snapshot 7
+    recorder.reread_mark, recorder.learned = 1, {("events", 0): 8}  # read again from 0, now past 6
+    assert not checkpoint.settled(7, True)
+    assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
