@@ -38,6 +38,7 @@ from streamer.io.lease import Lease
 from streamer.io.process_source import ProcessSource
 from streamer.io.publisher import Publisher
 from streamer.io.redis_sink import FencedError, RedisSink, connect_redis
+from streamer.io.version_ceiling import VersionCeiling
 from streamer.keys import Keys
 from streamer.logs import log_event
 from streamer.metrics import Metrics
@@ -155,6 +156,7 @@ class _Active:
         self.sink = RedisSink(client, Keys(settings.namespace), lease, settings.user_ttl,
                               settings.neighbours_count, manifest.model_id)
         self.sink.restore_pending(manifest.pending)
+        self.sink.versions = VersionCeiling(settings.checkpoint_dir, manifest.model_id)
         self.dead_letters = DeadLetterQueue(settings.dead_letter_topic, lambda: make_producer(settings),
                                             on_add=lambda reason: self.metrics.dead_letters.labels(reason).inc())
         source_type = ProcessSource if settings.fetcher == "process" else KafkaSource
@@ -193,7 +195,7 @@ class _Active:
             if not self.state_found:  # before compiling: a refusal comes at once
                 self._start_without_state()
             _quietly(lambda: self._watch_server(self.sink.server_id()))
-            _quietly(lambda: self.sink.continue_versions(self.engine.event_count))
+            _quietly(lambda: self.sink.continue_versions(self.engine.event_count))  # never below what was published
             with self.health.long_step("compiling kernels"):
                 seconds = warm_up(self.engine.settings)
             self.health.set("engine", True)

@@ -84,6 +84,7 @@ class Snapshot:
     seconds: float = 0.0  # time taken to build it
     sequence: int = 0  # 1, 2, ... in the order taken (the checkpoint waits for given ones)
     neighbours: list = field(default_factory=list)  # [(item, neighbour ids best first)] its calls replace
+    version: int = 0  # the ``version``/``model_version`` its calls write
 
 
 def connect_redis(settings) -> redis.Redis:
@@ -128,6 +129,7 @@ class RedisSink:
         self.on_neighbours = None  # called with [(item, neighbour ids best first), ...] once they are written
         self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
         self.version_base = 0  # added to the event count in ``version``/``model_version`` (see continue_versions)
+        self.versions = None  # a VersionCeiling (streamer.io.version_ceiling): raised before a version is written
         self._scripts = {name: client.register_script(source) for name, source in (
             ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
             ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META), ("unlist", _UNLIST))}
@@ -221,7 +223,10 @@ class RedisSink:
     def continue_versions(self, event_count: int) -> int:
         """Make ``version`` and meta ``model_version`` continue above what this model already published: a
         daemon restarted from a checkpoint older than its last flushes (a kill -9 between checkpoints)
-        would otherwise write smaller versions. Reads meta once at start; returns the base."""
+        would otherwise write smaller versions. Reads meta once at start, and the durable bound of
+        :attr:`versions` (which also covers a Redis that restarted empty); returns the base."""
+        if self.versions is not None:  # first: it holds when Redis does not answer
+            self.version_base = max(self.version_base, self.versions.base(event_count))
         model_id, published = self._client.hmget(self._keys.meta, "model_id", "model_version")
         if model_id is not None and model_id.decode() == self.model_id and published is not None:
             self.version_base = max(self.version_base, int(float(published)) + 1 - event_count, 0)
@@ -266,7 +271,7 @@ class RedisSink:
         self.users.difference_update(users)
         self._taken += 1
         snapshot = Snapshot(calls, stamps, retired, users, time.monotonic() - began, self._taken,
-                            self._neighbour_lists)
+                            self._neighbour_lists, self.version_base + engine.event_count)
         self._neighbour_calls, self._neighbour_lists = [], []
         self.in_flight_snapshots[snapshot.sequence] = snapshot
         return snapshot
@@ -274,6 +279,8 @@ class RedisSink:
     def write(self, snapshot: "Snapshot") -> FlushResult:
         """Execute a snapshot's writes (thread-safe: touches no sink state but ``last_flush``)."""
         began = time.monotonic()
+        if self.versions is not None:
+            self.versions.cover(snapshot.version)  # on disk before Redis has it: versions never go back
         self._execute(snapshot.calls)
         written_at = time.time()
         stamps = set(snapshot.stamps.values())  # one per ingested batch: its oldest produce time
