@@ -7,7 +7,8 @@ On the local stack (Tansu + redis-server): a topic pre-filled with ``events`` Zi
 owed: ``replay_mode=spare``), the debt's fall over ``seconds`` gives the spare-time replay rate (draws/s);
 Redis item writes (``streamer_items_published_total``) and neighbour lists written are counted per learned
 event over the burst, and again per replayed draw in spare time. Then, the daemon stopped, the same engine
-pays its debt alone for 5 s (chunks of 1,000 draws, as the loop does): the most the loop could reach. ``--profile`` samples the daemon loop's
+pays its debt alone for 5 s on one thread, then 5 s on the daemon's ``replay_threads`` (chunks of
+``REPLAY_CHUNK`` draws, as the loop does): the most the loop could reach. ``--profile`` samples the daemon loop's
 stack every 5 ms (a thread reading ``sys._current_frames``) and prints where the spare time went.
 Figures are taken on a shared machine: run it twice.
 """
@@ -18,6 +19,7 @@ import os
 
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as the streamer command sets them
     os.environ.setdefault(_name, "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as the streamer command sets it (numba's idle threads sleep)
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
@@ -34,7 +36,7 @@ import numpy as np  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from streamer.app import Daemon  # noqa: E402
+from streamer.app import REPLAY_CHUNK, Daemon  # noqa: E402
 from streamer.config import load_settings  # noqa: E402
 from streamer.localstack import LocalStack  # noqa: E402
 from streamer.replay import encode_event  # noqa: E402
@@ -131,15 +133,19 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         published_after, lists_after = metrics.items_published._value.get(), _lists_written(active)
         daemon.request_stop(watchdog=False)
         runner.join(120)
-        engine, drawn, alone_began = active.engine, 0, time.monotonic()
-        while engine.replay_debt and time.monotonic() - alone_began < 5.0:  # the same engine, no daemon around it
-            drawn += engine.replay(min(1000, engine.replay_debt))
-        alone = drawn / max(time.monotonic() - alone_began, 1e-9)
+        engine, alone = active.engine, {}
+        for threads in (1, settings.replay_threads):  # the same engine, no daemon around it: one core, then the loop's
+            drawn, alone_began = 0, time.monotonic()
+            while engine.replay_debt and time.monotonic() - alone_began < 5.0:
+                drawn += engine.replay(min(REPLAY_CHUNK, engine.replay_debt), threads=threads)
+            alone[threads] = drawn / max(time.monotonic() - alone_began, 1e-9)
     paid = debt_before - debt_after
     return {"events": events, "items_in_model": active.engine.item_count, "learn_seconds": round(learned_seconds, 1),
             "debt_after_burst": int(debt_before), "spare_seconds": round(elapsed, 1),
             "replay_draws_per_second": round(paid / elapsed, 1),
-            "engine_alone_draws_per_second": round(alone, 1),
+            "engine_alone_draws_per_second": round(alone[1], 1),
+            "engine_alone_draws_per_second_replay_threads": round(alone[settings.replay_threads], 1),
+            "replay_threads": settings.replay_threads,
             "item_writes_per_learned_event": round(published_burst / events, 3),
             "item_writes_per_replayed_draw": round((published_after - published_before) / max(paid, 1), 4),
             "item_writes_in_spare_time": int(published_after - published_before),

@@ -14,6 +14,7 @@ next checkpoint.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -49,6 +50,8 @@ __all__ = ["Daemon"]
 logger = logging.getLogger("streamer.daemon")
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay moved
+OWING_TAKE_INTERVAL = 5.0  # ... while a debt is still owed: a take of a whole moving catalog (94k items: 0.3-0.5 s,
+#   mostly re-indexing, then publishing) would otherwise hold the loop half its spare time (docs/neighbours.md)
 
 
 class Daemon:
@@ -184,7 +187,7 @@ class _Active:
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
         self.replayed_untaken = False  # replay moved vectors not yet taken for publishing
-        self.next_spare_take = 0.0
+        self.last_spare_take = -math.inf
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
@@ -329,21 +332,25 @@ class _Active:
         return polled == 0 or (lag is not None and lag < self.settings.max_poll_records)
 
     def _replay_owed(self) -> None:
-        """Pay the engine's replay debt in small chunks for at most ``replay_slice`` seconds."""
+        """Pay the engine's replay debt in small chunks for at most ``replay_slice`` seconds, on ``replay_threads``
+        cores (the loop has nothing else to do meanwhile)."""
         deadline = time.monotonic() + self.settings.replay_slice
         engine, trained = self.engine, 0
         while engine.replay_debt and time.monotonic() < deadline:
-            trained += engine.replay(min(REPLAY_CHUNK, engine.replay_debt))
+            trained += engine.replay(min(REPLAY_CHUNK, engine.replay_debt), threads=self.settings.replay_threads)
         self.replayed_pairs += trained
         self.metrics.replayed_pairs.inc(trained)
         self.replayed_untaken = True  # what moved is taken once per flush, not per slice (see _take_replayed)
 
     def _take_replayed(self) -> None:
         """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
-        ``SPARE_TAKE_INTERVAL``: a row the replay touches many times is compared and published once."""
+        ``SPARE_TAKE_INTERVAL``, or ``OWING_TAKE_INTERVAL`` while a debt is left: a row the replay touches many
+        times is compared, re-indexed and published once; the debt paid, its last moves go at the next flush
+        after ``SPARE_TAKE_INTERVAL``."""
         now = time.monotonic()
-        if self.replayed_untaken and now >= self.next_spare_take:
-            self.replayed_untaken, self.next_spare_take = False, now + SPARE_TAKE_INTERVAL
+        interval = OWING_TAKE_INTERVAL if self.engine.replay_debt else SPARE_TAKE_INTERVAL
+        if self.replayed_untaken and now >= self.last_spare_take + interval:
+            self.replayed_untaken, self.last_spare_take = False, now
             self.sink.add_items(self.ingestor.take_changed(), None)
 
     def _ingest(self, partition, records: list, replay: bool) -> None:

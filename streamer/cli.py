@@ -19,6 +19,10 @@ import threading
 # them made neighbour lists 4.5x slower on a loaded 2-core machine (docs/neighbours.md).
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# numba's OpenMP threads (spare-time replay on every core, workers > 1) sleep between parallel sections instead of
+# spinning: spinning threads took the core the loop's next chunk needed (replay chunks of 1,000 draws on two threads
+# ran 3x slower than on one, 78.7 vs 23.6 us a draw, on the loaded 2-core machine; docs/performance.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from streamer import __version__
 from streamer.errors import StreamerError

@@ -105,6 +105,8 @@ class Settings:
                                "spare time; 'inline' = always during learning, as in-process learn()",
                                choices=("spare", "inline"))
     replay_slice: float = _option(0.02, "most seconds of owed replay per spare turn of the loop (replay_mode=spare)")
+    replay_threads: int = _option(0, "threads paying owed replay in spare time, when the loop has nothing else to do "
+                                  "(0 = every core numba uses; 1 = the engine's deterministic path)")
     # Durability
     checkpoint_dir: str = _option("streamer-state", "directory of the engine checkpoint and its offsets")
     checkpoint_interval: float = _option(30.0, "seconds between checkpoints (offsets are committed after each)")
@@ -143,7 +145,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("metrics_port", "neighbours_count", "user_ttl", "max_future_seconds", "join_timeout",
-                     "publish_threshold"):
+                     "publish_threshold", "replay_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.topic:

@@ -10,6 +10,7 @@ import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as the streamer command does
     os.environ.setdefault(_variable, "1")  # (streamer/cli.py): in-process daemons run the same as spawned ones
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as streamer/cli.py sets it (numba's threads sleep when idle)
 
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -32,7 +32,7 @@ from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
 from streamer.core.sgns import DIRTY_STATE, ITEM_LIVE, ITEM_NEW, blend_row, draw_negatives, initialise_row, pair_scratch, train_pair
 
-__all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "COUNTER_TOTAL", "COUNTER_PAIRS",
+__all__ = ["Hyper", "ReplayArrays", "learn_events", "record_events", "replay_pairs", "replay_draws", "COUNTER_TOTAL", "COUNTER_PAIRS",
            "WORK_PAIRS", "WORK_BLOCKS"]
 
 Hyper = namedtuple(
@@ -125,7 +125,16 @@ def _remember(replay, first, second):
 @numba.njit(cache=True, nogil=True)
 def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
     """Train ``how_many`` pairs drawn uniformly from the replay buffer, both directions (full weight forward,
-    ``backward_weight`` backward: the buffer already holds pairs in proportion to their distance weight)."""
+    ``backward_weight`` backward: the buffer already holds pairs in proportion to their distance weight);
+    counted in ``COUNTER_REPLAYED``."""
+    done = replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work)
+    replay.counters[COUNTER_REPLAYED] += done
+    return done
+
+
+@numba.njit(cache=True, nogil=True)
+def replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
+    """``replay_pairs`` without the count (several threads draw at once: ``parallel.replay_threads``)."""
     fill = replay.counters[COUNTER_FILL]
     if fill == 0:
         return 0
@@ -139,7 +148,6 @@ def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives,
         block = _draw(items, negatives, rng, slot, work)
         _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block, 1.0, hyper.backward_weight)
         done += 1
-    replay.counters[COUNTER_REPLAYED] += done
     return done
 
 

@@ -10,8 +10,8 @@ trains the recorded pairs, lock-free as word2vec and gensim do ("Hogwild").
 ``learn_parallel`` pipelines the blocks over two work buffers: while one thread records and draws block
 k+1, the other ``workers - 1`` threads train block k (one numba parallel region per block, no GIL). The
 serial bookkeeping and the training of the previous block cost about the same, so with two workers both
-cores stay busy; the last block is trained on all threads. Replay (``replay_parallel``) records a block,
-draws it, then trains it on all threads.
+cores stay busy; the last block is trained on all threads. Replay (``replay_threads``) needs no serial
+bookkeeping (the noise tree and the buffer are only read): every thread draws its own pairs and negatives.
 
 What differs from one worker, by design:
 - two threads may update the same popular row at once; a lost or mixed update of a vector, an AdaGrad
@@ -37,10 +37,11 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from streamer.core.learning import WORK_BLOCKS, WORK_PAIRS, record_events, replay_pairs
+from streamer.core.learning import COUNTER_REPLAYED, WORK_BLOCKS, WORK_PAIRS, record_events, replay_draws
+from streamer.core.random import next_u64
 from streamer.core.sgns import draw_negatives, pair_scratch, train_pair
 
-__all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_parallel",
+__all__ = ["WorkArrays", "new_work", "draw_work", "apply_work", "rng_streams", "learn_parallel", "replay_threads",
            "BLOCK_PAIRS", "DRAW_STREAM", "use_threads"]
 
 WorkArrays = namedtuple("WorkArrays", ["pairs", "negatives", "counters", "weights"])
@@ -137,17 +138,34 @@ def learn_parallel(items, users, replay, hyper, rng, works, chunks, user_slots, 
         position = int(cursor[0])
 
 
-def replay_parallel(items, replay, hyper, rng, work, chunks, max_pairs: int) -> int:
-    """``replay_pairs`` for several workers: ``max_pairs`` draws from the buffer recorded serially (in blocks),
-    trained in parallel. Returns the pairs trained (draws of released pairs are skipped, as with one worker)."""
-    use_threads(chunks)
-    done, remaining, room = 0, int(max_pairs), work.pairs.shape[0]
-    gradient, negatives = np.zeros(0, np.float32), np.empty(0, np.int64)
-    while remaining > 0:
-        draws = min(room, remaining)
-        work.counters[:] = 0
-        done += int(replay_pairs(items, replay, hyper, draws, rng, 0, gradient, negatives, work))
-        draw_work(items, work, rng)
-        apply_work(items, work, hyper.learning_rate, chunks)
-        remaining -= draws
-    return done
+STREAM_STRIDE = 8  # uint64 slots between two replay parts' random streams: one cache line each, no false sharing
+REPLAY_PART = 256  # replay draws per part (each part has its own random stream; the threads share the parts out)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _replay_parts(items, replay, hyper, rng, draws, part_size):
+    """Part p makes draws [p * part_size, (p + 1) * part_size) with ``replay_draws`` (pairs, negatives and
+    updates) from its own random stream, seeded from stream 0: nothing is recorded or drawn serially, and the
+    draws do not depend on which thread runs which part."""
+    parts = (draws + part_size - 1) // part_size
+    streams = np.zeros(parts * STREAM_STRIDE, np.uint64)
+    for part in range(parts):
+        streams[part * STREAM_STRIDE] = next_u64(rng, 0)
+    done = np.zeros(parts, np.int64)
+    for part in numba.prange(parts):
+        gradient = pair_scratch(items.vectors_in.shape[1], hyper.negative)
+        negatives = np.empty(hyper.negative, np.int64)
+        share = min(part_size, draws - part * part_size)
+        done[part] = replay_draws(items, replay, hyper, share, streams, part * STREAM_STRIDE, gradient, negatives, None)
+    total = done.sum()
+    replay.counters[COUNTER_REPLAYED] += total
+    return total
+
+
+def replay_threads(items, replay, hyper, rng, threads: int, max_pairs: int, part_size: int = REPLAY_PART) -> int:
+    """``replay_pairs`` on ``threads`` threads (0 = all of numba's; Hogwild, as learning with several workers): ``max_pairs`` draws
+    from the buffer in parts of ``part_size``, shared out between the threads (numba's static schedule: a core
+    another process holds slows the whole call). Returns the pairs trained (draws of released pairs are skipped,
+    as with one thread). The draws depend only on the state and ``part_size``; the vectors also on thread timing."""
+    use_threads(threads or numba.config.NUMBA_NUM_THREADS)
+    return int(_replay_parts(items, replay, hyper, rng, int(max_pairs), int(part_size)))

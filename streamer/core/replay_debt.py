@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamer.core.learning import replay_pairs
-from streamer.core.parallel import replay_parallel
+from streamer.core.parallel import replay_threads
 from streamer.core.sgns import pair_scratch
 
 __all__ = ["LOG_FACTOR", "ReplayDebt", "draw_replay"]
@@ -91,13 +91,13 @@ class ReplayDebt:
         return draws
 
 
-def draw_replay(item_arrays, replay, hyper, rng, work, workers: int, vector_size: int, negative: int,
-                count: int) -> int:
-    """Train ``count`` pairs drawn from the replay buffer (in parallel when ``work`` is given); pairs trained."""
+def draw_replay(item_arrays, replay, hyper, rng, threads: int, vector_size: int, negative: int, count: int) -> int:
+    """Train ``count`` pairs drawn from the replay buffer (on ``threads`` threads unless 1; 0 = every core numba
+    uses); pairs trained. One thread is the deterministic path (the same draws from the same state)."""
     if count <= 0:
         return 0
-    if work is not None:
-        return replay_parallel(item_arrays, replay, hyper, rng, work, workers, int(count))
+    if threads != 1:
+        return replay_threads(item_arrays, replay, hyper, rng, threads, int(count))
     gradient = pair_scratch(vector_size, negative)
     negatives = np.empty(negative, np.int64)
     return int(replay_pairs(item_arrays, replay, hyper, int(count), rng, 0, gradient, negatives, None))

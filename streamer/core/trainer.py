@@ -110,9 +110,11 @@ class Trainer(Serving, BatchLearning):
         (``LOG_FACTOR * replay_buffer`` pairs)."""
         return self._debt.limit
 
-    def replay(self, max_pairs: int | None = None) -> int:
+    def replay(self, max_pairs: int | None = None, threads: int | None = None) -> int:
         """Spare-time hook: draw ``max_pairs`` pairs (default: the whole :attr:`replay_debt`) from the replay buffer
-        and train them; the draws pay the debt. Returns the pairs trained (breaks A+B == A,B equality)."""
+        and train them; the draws pay the debt. Returns the pairs trained (breaks A+B == A,B equality).
+        ``threads`` (default: ``workers``; 0 = every core numba uses) other than 1 trains on that many cores at
+        once (Hogwild, see :func:`streamer.core.parallel.replay_threads`: not bit-reproducible); 1 is deterministic."""
         settings = self.settings
         draws, logged = self._debt.pay(max_pairs), self._debt.log()
         source = self._replay
@@ -120,9 +122,9 @@ class Trainer(Serving, BatchLearning):
             counters = np.zeros(COUNTER_SIZE, np.int64)
             counters[COUNTER_FILL] = len(logged)
             source = ReplayArrays(logged, counters)
-        work = None if self._work is None else self._work[0]
-        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, work, settings.workers,
-                              settings.vector_size, settings.negative, draws)
+        threads = settings.workers if threads is None else max(0, int(threads))
+        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, threads, settings.vector_size,
+                              settings.negative, draws)
         if logged is not None:
             self._replay.counters[COUNTER_REPLAYED] += source.counters[COUNTER_REPLAYED]
         if not self._debt.owed:

@@ -33,6 +33,7 @@ def warm_up(settings: TrainerSettings) -> float:
     engine.learn(events[:half])
     engine.learn(events[half:], replay=False)
     engine.replay(10)
+    engine.replay(10, threads=2)  # spare-time replay on several cores (the daemon's replay_threads)
     engine.catalog([{"op": "upsert", "item": "warm-up-new", "attrs": {"warm-up": "yes"}},
                     {"op": "retire", "item": "warm-up-item-0"}])
     engine.most_similar_many(["warm-up-item-1", "warm-up-new"], k=3)

@@ -99,3 +99,54 @@ def test_deferred_then_paid_replay_trains_as_many_replayed_pairs_as_inline(worke
     deferred.learn(events, replay=False)
     assert deferred.replay() == int(inline._replay.counters[COUNTER_REPLAYED]) > 0
     assert deferred.replay_debt == 0
+
+
+def _owing(**knobs) -> Trainer:
+    trainer = Trainer(**{**KNOBS, "replay_buffer": 100_000, **knobs})
+    trainer.learn(clustered_events(sessions=200), replay=False)
+    return trainer
+
+
+def test_replay_on_two_threads_pays_every_draw_in_parts_and_counts_them():
+    from streamer.core import parallel
+
+    trainer = _owing()
+    owed, before = trainer.replay_debt, trainer.vectors()[1].copy()
+    assert owed > 2 * parallel.REPLAY_PART  # several parts
+    assert trainer.replay(threads=2) == owed  # every logged pair is live: every draw trains
+    assert trainer.replay_debt == 0 and int(trainer._replay.counters[COUNTER_REPLAYED]) == owed
+    assert parallel._replay_parts.signatures  # the parallel kernel ran, not the one-thread loop
+    after = trainer.vectors()[1]
+    assert np.all(np.isfinite(after)) and not np.array_equal(before, after)
+
+
+def test_replay_on_threads_learns_the_clusters_as_the_one_thread_replay_does():
+    from tests.core.test_workers import cluster_precision
+
+    one, two = _owing(), _owing()
+    one.replay(threads=1)
+    two.replay(threads=2)
+    assert cluster_precision(two) > 0.9  # chance is 7/39 ~ 0.18
+    assert cluster_precision(two) > cluster_precision(one) - 0.05
+
+
+def test_replay_threads_skip_released_pairs_like_one_thread():
+    trainer = _owing()
+    logged = trainer._debt.log()
+    logged[: len(logged) // 2] = -1  # half the backlog's pairs hold a released row
+    owed = trainer.replay_debt
+    trained = trainer.replay(threads=2)
+    assert 0 < trained < owed and trainer.replay_debt == 0
+    assert int(trainer._replay.counters[COUNTER_REPLAYED]) == trained
+
+
+def test_each_part_draws_from_its_own_stream_seeded_from_stream_zero():
+    """Only stream 0 advances, once per part (splitmix64 adds its constant per draw): the parts' draws depend on
+    the state, not on which thread ran them, and a checkpoint holds all there is to the generator."""
+    from streamer.core import parallel
+    from streamer.core.random import _GOLDEN
+
+    trainer, fresh = _owing(), _owing()
+    trainer.replay(3 * parallel.REPLAY_PART, threads=2)
+    with np.errstate(over="ignore"):
+        assert trainer._rng[0] == fresh._rng[0] + np.uint64(3) * _GOLDEN

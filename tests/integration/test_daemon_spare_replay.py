@@ -44,6 +44,52 @@ def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
     assert not _Active._spare_time(_loop_state(None, waiting=True), 0)
 
 
+def _spare_state(debt, replay_threads=0):
+    """A loop state with a fake engine owing ``debt`` draws: what ``_replay_owed`` / ``_take_replayed`` touch."""
+    calls = SimpleNamespace(replay=[], taken=[])
+
+    def replay(max_pairs, threads=None):
+        calls.replay.append(threads)
+        paid = min(max_pairs, state.engine.replay_debt)
+        state.engine.replay_debt -= paid
+        return paid
+
+    state = SimpleNamespace(
+        settings=load_settings(flags={"replay_threads": replay_threads, "replay_slice": 5.0}, environ={}),
+        engine=SimpleNamespace(replay_debt=debt, replay=replay), replayed_pairs=0, replayed_untaken=False,
+        last_spare_take=float("-inf"), metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
+        ingestor=SimpleNamespace(take_changed=lambda: {"moved"}),
+        sink=SimpleNamespace(add_items=lambda items, produced_at: calls.taken.append(items)))
+    return state, calls
+
+
+def test_owed_replay_is_paid_on_the_configured_threads():
+    state, calls = _spare_state(debt=2500, replay_threads=2)
+    _Active._replay_owed(state)
+    assert state.engine.replay_debt == 0 and state.replayed_pairs == 2500
+    assert calls.replay and set(calls.replay) == {2}  # every chunk on the daemon's replay_threads
+    assert load_settings(flags={}, environ={}).replay_threads == 0  # default: every core numba uses
+
+
+def test_what_replay_moved_is_taken_rarely_while_a_debt_is_owed_and_soon_once_it_is_paid(monkeypatch):
+    from streamer import app
+
+    clock = [100.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    state, calls = _spare_state(debt=10)
+    state.replayed_untaken = True
+    _Active._take_replayed(state)  # the first take comes at once
+    assert calls.taken == [{"moved"}]
+    state.replayed_untaken = True
+    clock[0] += app.SPARE_TAKE_INTERVAL + 0.5  # past the idle interval, within the owing one
+    _Active._take_replayed(state)
+    assert len(calls.taken) == 1 and state.replayed_untaken
+    assert app.OWING_TAKE_INTERVAL > app.SPARE_TAKE_INTERVAL + 0.5
+    state.engine.replay_debt = 0  # paid: its last moves go now
+    _Active._take_replayed(state)
+    assert len(calls.taken) == 2 and not state.replayed_untaken
+
+
 @pytest.mark.integration
 def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path,
                                                        data_root):
