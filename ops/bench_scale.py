@@ -147,7 +147,8 @@ def memory_breakdown(trainer) -> dict:
             "accumulators": arrays.accum_in.nbytes + arrays.accum_out.nbytes,
             "row_scalars_and_noise_tree": sum(getattr(arrays, name).nbytes for name in arrays._fields
                                               if name not in ("vectors_in", "vectors_out", "accum_in", "accum_out")),
-            "id_maps": sys.getsizeof(items.rows) + sys.getsizeof(items.ids) + _strings(items.ids),
+            "id_maps": sys.getsizeof(items.rows) + sys.getsizeof(items.ids) + _strings(items.ids)
+            + sum(sys.getsizeof(row) for row in items.rows.values() if row > 256),  # the row ints (not cached)
             "sessions": sum(value.nbytes for value in users.arrays) + sys.getsizeof(users.slots)
             + sys.getsizeof(users.ids) + _strings(users.ids),
             "replay": trainer._replay.pairs.nbytes + trainer._debt.log_state()[0].nbytes,
@@ -171,9 +172,9 @@ def measure_size(size: int, events: int, directory: Path) -> dict:
 
     random = np.random.default_rng(size)
     trainer = Trainer(**KNOBS)
-    began = time.perf_counter()
+    began, processor = time.perf_counter(), time.process_time()
     result = {"items": size, "vector_size": KNOBS["vector_size"], **grow(trainer, size, events, random)}
-    result["grow_seconds"] = time.perf_counter() - began
+    result["grow_seconds"], result["grow_cpu_seconds"] = time.perf_counter() - began, time.process_time() - processor
     rates, ts = learning_rates(trainer, size, random, result.pop("ts"))
     result.update(rates)
     result["checkpoint"], ts = checkpoints(trainer, size, random, ts, directory)
@@ -182,9 +183,10 @@ def measure_size(size: int, events: int, directory: Path) -> dict:
     result["rss_bytes"], result["peak_rss_bytes"] = _rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     del trainer
     gc.collect()
-    began = time.perf_counter()
+    began, processor = time.perf_counter(), time.process_time()
     restored, manifest = CheckpointStore(directory).load(Trainer.load)
     result["restore_seconds"] = time.perf_counter() - began
+    result["restore_cpu_seconds"] = time.process_time() - processor  # wall - CPU: waiting for the disk
     result["restore_chain_files"] = len(manifest.chain)
     result["restored_items"] = restored.item_count
     return result

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamer.core.learning import COUNTER_NEXT, COUNTER_PAIRS
+from streamer.core.noise import fenwick_mark_ancestors
 from streamer.core.sgns import DIRTY_OUTPUT, DIRTY_STATE
 from streamer.core.sessions import UserArrays
 from streamer.core.vocab import ItemArrays, clear_rows
@@ -44,13 +45,10 @@ _KEEP_SERVED = np.uint8(~(DIRTY_STATE | DIRTY_OUTPUT) & 0xFF)
 
 def tree_nodes(rows: np.ndarray, size: int) -> np.ndarray:
     """Fenwick tree positions (1-based, ``size`` = len(tree)) whose sums include any of ``rows``, and 0 (the total)."""
-    positions = np.asarray(rows, np.int64) + 1
-    found = [np.zeros(1, np.int64)]
-    while positions.size:
-        positions = np.unique(positions[positions < size])
-        found.append(positions)
-        positions = positions + (positions & -positions)
-    return np.unique(np.concatenate(found))
+    marked = np.zeros(size, np.bool_)
+    marked[0] = True
+    fenwick_mark_ancestors(np.asarray(rows, np.int64), marked)
+    return np.flatnonzero(marked)
 
 
 def start_tracking(trainer) -> None:
@@ -77,8 +75,12 @@ def is_empty(trainer) -> bool:
                 or trainer._debt.version != mark["log_version"])
 
 
-def collect(trainer) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) of everything changed since the last call, and start the next delta."""
+def collect(trainer, buffers: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of everything changed since the last call, and start the next delta. ``buffers`` (a dict
+    kept by the caller between calls): the changed rows are gathered into arrays kept there and reused by the
+    next call (the returned arrays are views of them: use them before the next call), so a checkpoint does
+    not fault in hundreds of MB of fresh memory each time (on the measured VM, memory not touched recently
+    costs about 5 s per GB the first time, see docs/state.md)."""
     items, arrays = trainer._items, trainer._items.arrays
     mark = trainer._delta_mark
     dirty = arrays.dirty[:len(items.ids)]
@@ -87,18 +89,20 @@ def collect(trainer) -> tuple[dict, dict[str, np.ndarray]]:
     released = list(items.released)
     meta = _scalars(trainer)
     meta.update({
-        "item_ids": [items.ids[row] for row in rows.tolist()], "released": released,
-        "output_ids": [items.ids[row] for row in output_rows.tolist()],
+        "item_ids": list(map(items.ids.__getitem__, rows.tolist())), "released": released,
+        "output_ids": list(map(items.ids.__getitem__, output_rows.tolist())),
         "item_length": len(items.ids), "item_capacity": int(arrays.counts.shape[0]),
         "attributes": {item: items.attributes.get(item, {}) for item in items.attributes_changed if item in items.rows},
         "retired_added": sorted(item for item in items.retired_changed if item in items.retired),
         "retired_removed": sorted(item for item in items.retired_changed if item not in items.retired),
     })
     out = {"items.rows": rows.astype(np.int32)}
-    out.update({f"items.{name}": getattr(arrays, name)[rows] for name in ROW_FIELDS})
-    out["items.dirty"] = out["items.dirty"] & _KEEP_SERVED
+    out.update({f"items.{name}": _gather(getattr(arrays, name), rows, buffers, f"items.{name}")
+                for name in ROW_FIELDS})
+    out["items.dirty"] &= _KEEP_SERVED
     out["items.output_rows"] = output_rows.astype(np.int32)
-    out.update({f"items.output.{name}": getattr(arrays, name)[output_rows] for name in OUTPUT_FIELDS})
+    out.update({f"items.output.{name}": _gather(getattr(arrays, name), output_rows, buffers, f"items.output.{name}")
+                for name in OUTPUT_FIELDS})
     changed_rows = np.concatenate([rows, np.array([row for _, row in released], np.int64)])
     if arrays.counts.shape[0] != mark["item_capacity"]:
         out["items.noise_tree"] = arrays.noise_tree.copy()
@@ -111,6 +115,18 @@ def collect(trainer) -> tuple[dict, dict[str, np.ndarray]]:
     arrays.dirty[output_rows] &= _KEEP_SERVED
     _restart(trainer)
     return meta, out
+
+
+def _gather(source: np.ndarray, rows: np.ndarray, buffers: dict | None, name: str) -> np.ndarray:
+    """``source[rows]``, into ``buffers[name]`` when given (grown by a quarter beyond the need when too small)."""
+    if buffers is None:
+        return source[rows]
+    held = buffers.get(name)
+    if held is None or held.shape[0] < rows.size or held.shape[1:] != source.shape[1:] or held.dtype != source.dtype:
+        held = buffers[name] = np.empty((rows.size + rows.size // 4,) + source.shape[1:], source.dtype)
+    out = held[:rows.size]
+    np.take(source, rows, axis=0, out=out)
+    return out
 
 
 def _scalars(trainer) -> dict:

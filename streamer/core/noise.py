@@ -14,7 +14,7 @@ import numpy as np
 
 from streamer.core.random import next_unit
 
-__all__ = ["noise_weight", "fenwick_add", "fenwick_build", "fenwick_total", "fenwick_sample", "fenwick_sample_many",
+__all__ = ["noise_weight", "fenwick_add", "fenwick_mark_ancestors", "fenwick_build", "fenwick_total", "fenwick_sample", "fenwick_sample_many",
            "set_weight"]
 
 
@@ -58,6 +58,18 @@ def fenwick_build(tree, weights):
         parent = position + (position & (-position))
         if parent < size:
             tree[parent] += tree[position]
+
+
+@numba.njit(cache=True, nogil=True)
+def fenwick_mark_ancestors(rows, marked):
+    """Mark (``marked``: bool, len(tree)) the tree positions whose sums include any of ``rows``: each walk up stops at
+    a position already marked (its ancestors are), so k rows cost O(k + distinct positions), not O(k log V)."""
+    size = marked.shape[0]
+    for index in range(rows.shape[0]):
+        position = np.int64(rows[index]) + 1
+        while position < size and not marked[position]:
+            marked[position] = True
+            position += position & -position
 
 
 @numba.njit(cache=True, nogil=True)

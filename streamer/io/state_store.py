@@ -50,6 +50,8 @@ class CheckpointStore:
         self._needs_base = False  # a segment could not be written: its changes were taken, so the next is a base
         self._compaction: _BackgroundWrite | None = None
         self._tracked = None  # the engine whose changes the chain follows (loaded or saved here)
+        self._buffers: dict = {}  # a segment's gathered rows, reused by the next one (delta.collect)
+        self._writing: _BackgroundWrite | None = None  # the segment write reading those buffers
 
     # ---- loading ------------------------------------------------------------------------------------------
 
@@ -119,10 +121,12 @@ class CheckpointStore:
             link = Link(name, sequence, size, dict(offsets), engine.event_count, dict(topic_ids or {}))
             return PendingSave(self, manifest, link, pending, None, base=True)
         name = f"delta-{sequence:08d}.seg"
-        meta, arrays = delta.collect(engine)
+        if self._writing is not None:  # it reads the buffers the next delta is gathered into
+            self._writing.thread.join()
+        meta, arrays = delta.collect(engine, self._buffers)
         link = Link(name, sequence, 0, dict(offsets), engine.event_count, dict(topic_ids or {}))
         self._maybe_compact(engine, manifest, link, sum(value.nbytes for value in arrays.values()))
-        writer = _BackgroundWrite(self.directory / name, (meta, arrays))
+        writer = self._writing = _BackgroundWrite(self.directory / name, (meta, arrays))
         if not background:
             writer.thread.join()
         return PendingSave(self, manifest, link, pending, writer)

@@ -142,3 +142,20 @@ def test_clustered_quality_is_unchanged_by_restoring_from_deltas():
         live.learn(stream[start:start + 300])
         delta.apply(restored, *delta.collect(live))
     assert live.most_similar("c0_i1", 5) == restored.most_similar("c0_i1", 5)
+
+
+def test_a_delta_gathered_into_kept_buffers_equals_a_fresh_one_and_the_next_reuses_them():
+    fresh, kept = Trainer(**SETTINGS), Trainer(**SETTINGS)
+    buffers: dict = {}
+    gathered, stream = [], events()
+    for step, batch in enumerate([stream[: len(stream) // 2], stream[len(stream) // 2:]]):
+        fresh.learn(batch)
+        kept.learn(batch)
+        fresh_meta, fresh_arrays = delta.collect(fresh)
+        kept_meta, kept_arrays = delta.collect(kept, buffers)
+        assert fresh_meta == kept_meta
+        for name, value in fresh_arrays.items():
+            assert np.array_equal(value, kept_arrays[name]), (step, name)
+        gathered.append(kept_arrays["items.vectors_in"])
+    assert np.shares_memory(gathered[1], buffers["items.vectors_in"])
+    assert np.shares_memory(gathered[0], gathered[1])  # the second delta reused the first one's memory
