@@ -50,8 +50,10 @@ __all__ = ["Daemon"]
 logger = logging.getLogger("streamer.daemon")
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay moved
-OWING_TAKE_INTERVAL = 5.0  # ... while a debt is still owed: a take of a whole moving catalog (94k items: 0.3-0.5 s,
-#   mostly re-indexing, then publishing) would otherwise hold the loop half its spare time (docs/neighbours.md)
+OWING_TAKE_INTERVAL = 10.0  # ... while a debt is still owed: a take of a whole moving catalog (94k items: 0.3-0.5 s,
+#   mostly re-indexing, then its publishing) would otherwise hold the loop half its spare time (docs/neighbours.md)
+OWING_LISTS_INTERVAL = 1.0  # least seconds between list refreshes in spare time while a debt is owed: the lists of
+#   items the replay still moves are due again at the next take
 
 
 class Daemon:
@@ -287,7 +289,9 @@ class _Active:
                 if self.sink.pending > self.sink.in_flight:
                     self.publish()
             if now >= next_neighbours or (spare and self.sink.neighbours_due and not self.engine.replay_debt):
-                next_neighbours = now + settings.neighbours_interval
+                paying = spare and self.engine.replay_debt
+                next_neighbours = now + (max(settings.neighbours_interval, OWING_LISTS_INTERVAL) if paying
+                                         else settings.neighbours_interval)
                 self._refresh_neighbours()
             if now >= next_checkpoint:
                 next_checkpoint = now + settings.checkpoint_interval
