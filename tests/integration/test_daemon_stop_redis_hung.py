@@ -1,4 +1,4 @@
-"""A stop while Redis hangs (redis-server stopped with SIGSTOP) is bounded and lossless (issue 16): the stop's
+"""A stop or a rebalance while Redis hangs (redis-server stopped with SIGSTOP) is bounded and lossless (issue 16): the stop's
 checkpoint waits for the snapshots in flight at most ``redis_timeout``, saves every learned event with the ids
 not yet in Redis, and leaves the offsets uncommitted; the lease release waits at most ``redis_timeout`` too.
 Before, the stop waited for every hung snapshot (two socket timeouts each) and for the lease release.
@@ -10,16 +10,17 @@ import signal
 import time
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from streamer.io.kafka_source import committed_total
 from tests.integration.daemon_support import (
-    DaemonThread, OwnRedis, event_value, manifest_offsets, produce, read_item_vectors, read_manifest, settings_for,
-    wait_for,
+    FAST_GROUP, DaemonThread, OwnRedis, event_value, manifest_offsets, produce, read_item_vectors, read_manifest,
+    settings_for, wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STOP_BOUND = 9.0  # seconds: drain (redis_timeout 2 s) + state save + lease release (2 s) + leaving the group
+REVOKE_BOUND = 6.0  # seconds the daemon spends on a revocation: the wait for Redis (2 s) + the state save
 
 
 def _events(count: int, now: float) -> list[tuple[bytes, bytes]]:
@@ -67,3 +68,58 @@ def test_a_stop_while_redis_hangs_is_bounded_and_loses_nothing(kafka_bootstrap, 
             assert again.daemon.active.engine.event_count == 3000  # nothing learned twice
         client.close()
     checker.close()
+
+
+def _time_revocations(source) -> list[float]:
+    """The seconds each revocation keeps the daemon's loop (its checkpoint), measured around the real handler."""
+    durations, handler = [], source._on_revoked
+
+    def timed(partitions):
+        began = time.monotonic()
+        try:
+            handler(partitions)
+        finally:
+            durations.append(time.monotonic() - began)
+
+    source._on_revoked = timed
+    return durations
+
+
+def test_a_rebalance_while_redis_hangs_is_bounded_and_learns_nothing_twice(
+        kafka_bootstrap, make_topic, unique_name, tmp_path):
+    topic = make_topic(partitions=2)
+    make_topic(partitions=1, name=f"{topic}-catalog")
+    messages = _events(3000, time.time())
+    with OwnRedis(tmp_path / "redis.log") as server:
+        settings = settings_for(kafka_bootstrap, server.url, unique_name, topic, tmp_path / "state", vector_size=8)
+        with DaemonThread(settings) as running:
+            produce(kafka_bootstrap, topic, messages[:2000])
+            wait_for(lambda: running.daemon.active and running.daemon.active.engine.event_count == 2000, 90,
+                     "2,000 events learned")
+            active = running.daemon.active
+            revocations = _time_revocations(active.source)
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                produce(kafka_bootstrap, topic, messages[2000:])
+                wait_for(lambda: active.engine.event_count == 3000 and active.sink.in_flight, 60,
+                         "the last events learned, a snapshot hung in flight")
+                newcomer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.group,
+                                         enable_auto_commit=False, **FAST_GROUP)
+                newcomer.subscribe([topic])
+                try:
+                    wait_for(lambda: newcomer.poll(timeout_ms=200) is not None and newcomer.assignment(), 90,
+                             "the newcomer's partition")
+                    wait_for(lambda: revocations, 90, "the daemon's revocation handled")
+                finally:
+                    newcomer.close(autocommit=False)
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            print(f"rebalance while Redis hung: the daemon's revocation took {max(revocations):.1f} s")
+            assert max(revocations) < REVOKE_BOUND, f"a revocation took {max(revocations):.1f} s while Redis hung"
+            wait_for(lambda: len(active.source.assigned & {TopicPartition(topic, 0), TopicPartition(topic, 1)}) == 2,
+                     60, "both partitions back")
+            wait_for(lambda: manifest_offsets(tmp_path / "state").get((topic, 0), 0)
+                     + manifest_offsets(tmp_path / "state").get((topic, 1), 0) == 3000, 60, "every event checkpointed")
+            time.sleep(2.0)  # records read again after the partition came back must not be learned again
+            assert active.engine.event_count == 3000, "an event was learned twice"
+            assert running.alive
