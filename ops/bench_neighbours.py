@@ -78,7 +78,7 @@ def trained_engine(items: int, seed: int = 0):
     cluster_popularity = np.array([popularity[member].sum() for member in members])
     trainer = Trainer(vector_size=VECTOR_SIZE, seed=seed)
     events, ts, session = [], 0.0, 0
-    while len(events) < 5 * items:
+    while ts < 5 * items:  # ts counts every click made (``events`` is emptied after each batch learned)
         cluster = int(random.choice(clusters, p=cluster_popularity))
         for item in random.choice(members[cluster], size=int(random.integers(2, 15)), p=weights[cluster]).tolist():
             events.append((f"u{session}", f"item{item}", ts))
