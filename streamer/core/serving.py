@@ -30,7 +30,7 @@ class Serving:
     """Mixed into Trainer (uses its ``_items``, ``settings``, ``_watermark``, ``_event_count``)."""
 
     def _reset_serving(self) -> None:
-        self._similar = SimilarItems(self.settings.vector_size, seed=self.settings.seed)
+        self._similar = SimilarItems(self.settings, clock=lambda: self._watermark)
         self._published = PublishedVectors(self.settings.vector_size)
         self._listed = ListedRows()
         self._lists_due: set[int] = set()
@@ -159,10 +159,9 @@ class Serving:
             moved = np.isin(rows, taken)
             # the index follows what is published: the moved rows are re-indexed now, the others are within
             # ``threshold`` of their indexed vector (the candidates are re-scored exactly anyway)
-            self._similar.follow(arrays, np.concatenate([rows[moved], overdue]), np.vstack([served[moved], overdue_served]),
-                                 rows[~moved])
+            self._similar.follow(arrays, np.concatenate([rows[moved], overdue]), rows[~moved])
             rows = np.union1d(rows[moved], overdue)
         else:
-            self._similar.follow(arrays, rows, self._served(rows), rows[:0])
+            self._similar.follow(arrays, rows, rows[:0])
         ids = self._items.ids
         return {ids[row] for row in rows.tolist()}

@@ -5,8 +5,11 @@ of the served vectors knows nothing about, so no cosine index alone finds its to
 exact top 10 on a Zipf catalog). :class:`SimilarItems` therefore asks several *candidate sources* and
 re-scores their union exactly:
 
-- ``index``: the ``index_candidates`` cosine neighbours of the query's served vector
-  (:class:`~streamer.core.neighbours.NeighbourIndex`);
+- ``index``: the ``index_candidates`` best rows of an inner-product index over *score keys*
+  (:func:`~streamer.core.similarity.score_keys`: the query's key times an item's key is the full score, so the
+  index ranks its lists by the dot, cosine and popularity terms together, not by the cosine alone); its
+  inverted lists are the k-means lists of the served vectors' directions
+  (:class:`~streamer.core.neighbours.NeighbourIndex` with ``direction``);
 - ``popular``: the ``popular_candidates`` items with the highest prior (decayed count) right now, shared
   by every query (recomputed once events equal to ``popular_refresh`` of the catalog, 1%, arrived since:
   an O(items) pass, every 10,000 events at 1M items; scored with one matrix product);
@@ -18,8 +21,9 @@ score terms, callables ``(query_rows, candidate_rows)`` -> a (q, n) float32 matr
 None (the catalog's attribute term, :mod:`streamer.core.attributes`).
 
 The index follows the vectors incrementally (:meth:`SimilarItems.sync`, before each query batch): rows
-whose ``DIRTY_INDEX`` bit is set are re-indexed when their served vector moved by more than
-``move_threshold`` (relative) since it was indexed, released rows leave it, and it is rebuilt when it says
+whose ``DIRTY_INDEX`` bit is set are re-indexed when their key moved by more than ``move_threshold``
+(relative, in any of its parts: the input/output vectors, the served direction, the log count) since it was
+indexed, released rows leave it, and it is rebuilt when it says
 it is stale, or after a checkpoint load (it is not saved in checkpoints). The index's vectors may lag a
 little; the scores never do (they are computed from the live vectors).
 """
@@ -28,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamer.core.neighbours import NeighbourIndex, moved_rows, unit_rows
+from streamer.core.neighbours import NeighbourIndex, moved_rows
 from streamer.core.sgns import DIRTY_INDEX, ITEM_LIVE
-from streamer.core.similarity import popularity_counts, score_candidates, served_vectors
+from streamer.core.similarity import key_direction, key_size, popularity_counts, score_candidates, score_keys, score_queries
 
 __all__ = ["SimilarItems"]
 
@@ -38,9 +42,13 @@ __all__ = ["SimilarItems"]
 class SimilarItems:
     """The candidate sources and the neighbour index of one engine."""
 
-    def __init__(self, vector_size: int, seed: int = 0, index_candidates: int = 64, popular_candidates: int = 1024,
+    def __init__(self, settings, clock=lambda: np.inf, index_candidates: int = 32, popular_candidates: int = 1024,
                  move_threshold: float = 0.05, popular_refresh: float = 0.01, **index_options):
-        self.index = NeighbourIndex(vector_size, seed=seed, **index_options)
+        """``settings``: the engine's (weights, half-life, vector size, seed); ``clock``: the event time the
+        keys' popularity decays to (the engine's watermark; never the wall clock)."""
+        size = settings.vector_size
+        self.settings, self.clock = settings, clock
+        self.index = NeighbourIndex(key_size(size), seed=settings.seed, direction=key_direction(size), **index_options)
         self.index_candidates, self.popular_candidates = index_candidates, popular_candidates
         self.move_threshold, self.popular_refresh = move_threshold, popular_refresh
         self.sources = [self._index_source, self._popular_source]
@@ -70,11 +78,11 @@ class SimilarItems:
             return 0
         dirty[rows] &= np.uint8(~DIRTY_INDEX & 0xFF)
         rows = rows[status[rows] == ITEM_LIVE]
-        current = served_vectors(arrays, rows)
+        current = self._keys(arrays, rows)
         known = self._indexed[rows]
         moved = ~known
         if known.any():
-            moved[known] = moved_rows(unit_rows(current[known]), self.index.stored(rows[known]), self.move_threshold)
+            moved[known] = self._moved(current[known], self.index.stored(rows[known]))
         chosen = rows[moved]
         self.index.update(chosen, current[moved])
         self._indexed[chosen] = True
@@ -82,9 +90,22 @@ class SimilarItems:
             return self.rebuild(arrays, row_count)
         return int(chosen.size)
 
-    def follow(self, arrays, moved: np.ndarray, vectors: np.ndarray, unmoved: np.ndarray) -> None:
-        """The publisher decided: ``moved`` rows (with their served ``vectors``) are re-indexed, ``unmoved`` rows
-        keep their indexed vector; both leave the ``DIRTY_INDEX`` set (nothing to do before the next change)."""
+    def _keys(self, arrays, rows: np.ndarray) -> np.ndarray:
+        return score_keys(arrays, rows, self.settings, self.clock())
+
+    def _moved(self, current: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Rows whose key moved more than ``move_threshold`` in any part (relative; the log count absolute
+        against max(1, its value))."""
+        size, threshold = self.settings.vector_size, self.move_threshold
+        direction = key_direction(size)
+        count = 3 * size
+        count_change = np.abs(current[:, count] - reference[:, count]) > threshold * np.maximum(1.0, np.abs(reference[:, count]))
+        return (moved_rows(current[:, :2 * size], reference[:, :2 * size], threshold)
+                | moved_rows(current[:, direction], reference[:, direction], threshold) | count_change)
+
+    def follow(self, arrays, moved: np.ndarray, unmoved: np.ndarray) -> None:
+        """The publisher decided: ``moved`` rows are re-indexed, ``unmoved`` rows keep their indexed key; both
+        leave the ``DIRTY_INDEX`` set (nothing to do before the next change)."""
         if not self.built:
             return  # the first query indexes everything
         size = int(max(moved.max() if moved.size else 0, unmoved.max() if unmoved.size else 0)) + 1
@@ -92,9 +113,7 @@ class SimilarItems:
             self._indexed = np.concatenate([self._indexed, np.zeros(size - self._indexed.size, bool)])
         fresh = ~self._indexed[unmoved]
         moved = np.concatenate([moved, unmoved[fresh]])  # never indexed: in they go
-        if unmoved[fresh].size:
-            vectors = np.vstack([vectors, served_vectors(arrays, unmoved[fresh])])
-        self.index.update(moved, vectors)
+        self.index.update(moved, self._keys(arrays, moved))
         self._indexed[moved] = True
         mask = np.uint8(~DIRTY_INDEX & 0xFF)
         arrays.dirty[moved] &= mask
@@ -105,7 +124,7 @@ class SimilarItems:
     def rebuild(self, arrays, row_count: int) -> int:
         """Index every live row from scratch."""
         rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
-        self.index.rebuild(rows, served_vectors(arrays, rows))
+        self.index.rebuild(rows, self._keys(arrays, rows))
         arrays.dirty[:row_count] &= np.uint8(~DIRTY_INDEX & 0xFF)
         self._indexed = np.zeros(row_count, bool)
         self._indexed[rows] = True
@@ -128,7 +147,7 @@ class SimilarItems:
     # ---- answering --------------------------------------------------------------------------------------
 
     def _index_source(self, arrays, queries: np.ndarray) -> np.ndarray:
-        return self.index.search(served_vectors(arrays, queries), self.index_candidates)
+        return self.index.search(score_queries(arrays, queries, self.settings), self.index_candidates)
 
     def _popular_source(self, arrays, queries: np.ndarray) -> np.ndarray:
         return self._popular

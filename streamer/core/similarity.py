@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["popularity_counts", "score_candidates", "served_vectors", "top_k", "normalise_rows"]
+__all__ = ["popularity_counts", "score_candidates", "score_keys", "score_queries", "served_vectors", "top_k",
+           "normalise_rows", "key_direction", "key_size"]
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -63,6 +64,49 @@ def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settin
         counts = popularity_counts(arrays, candidates, settings.popularity_half_life, now)
         scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32)
     return scores
+
+
+KEY_ALIGNMENT = 16  # keys are padded with zeros to a multiple of 16 floats: faiss's SIMD scan needs it (3d + 1 is odd)
+
+
+def key_size(vector_size: int) -> int:
+    """Floats in a score key: 3d + 1, padded to a multiple of :data:`KEY_ALIGNMENT`."""
+    return -(-(3 * vector_size + 1) // KEY_ALIGNMENT) * KEY_ALIGNMENT
+
+
+def key_direction(vector_size: int) -> slice:
+    """Where the unit served vector sits in a score key (:func:`score_keys`)."""
+    return slice(2 * vector_size, 3 * vector_size)
+
+
+def score_keys(arrays, rows: np.ndarray, settings, now: float = np.inf) -> np.ndarray:
+    """Each row's *score key* (float32 (n, key_size(d))): ``[out, in, unit served, log(1 + recent count), 0...]``.
+
+    ``score_queries(q) @ score_keys(j)`` is :func:`score_candidates`'s full score of j for q (the same three
+    terms, weights in the query), so an inner-product index over the keys searches the full score itself,
+    not a cosine that knows nothing of the dot or popularity terms. The popularity part is the count decayed to
+    ``now``: the key ages a little until the row is indexed again (the candidates are re-scored exactly)."""
+    rows = np.asarray(rows, np.int64)
+    size = arrays.vectors_in.shape[1]
+    keys = np.zeros((rows.size, key_size(size)), np.float32)
+    keys[:, :size] = arrays.vectors_out[rows]
+    keys[:, size:2 * size] = arrays.vectors_in[rows]
+    keys[:, key_direction(size)] = normalise_rows(served_vectors(arrays, rows))
+    keys[:, 3 * size] = np.log1p(popularity_counts(arrays, rows, settings.popularity_half_life, now))
+    return keys
+
+
+def score_queries(arrays, rows: np.ndarray, settings) -> np.ndarray:
+    """The query side of :func:`score_keys`: ``[dot/2 * in, dot/2 * out, cosine * unit served, popularity]``."""
+    rows = np.asarray(rows, np.int64)
+    size = arrays.vectors_in.shape[1]
+    queries = np.zeros((rows.size, key_size(size)), np.float32)
+    half_dot = np.float32(settings.dot_weight / 2.0)
+    queries[:, :size] = half_dot * arrays.vectors_in[rows]
+    queries[:, size:2 * size] = half_dot * arrays.vectors_out[rows]
+    queries[:, key_direction(size)] = np.float32(settings.cosine_weight) * normalise_rows(served_vectors(arrays, rows))
+    queries[:, 3 * size] = np.float32(settings.popularity_weight)
+    return queries
 
 
 def _score_per_query(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float) -> np.ndarray:

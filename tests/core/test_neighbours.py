@@ -8,6 +8,7 @@ import pytest
 from streamer import Trainer
 from streamer.core.neighbours import NeighbourIndex, moved_rows
 from streamer.core.similar_items import SimilarItems
+from streamer.core.similarity import score_candidates, score_keys, score_queries
 
 
 def _clustered(count: int, size: int = 16, clusters: int = 40, seed: int = 0) -> np.ndarray:
@@ -81,9 +82,14 @@ def trained():
             events.append((f"u{session}", f"i{item}", ts))
             ts += 1.0
     trainer = Trainer(vector_size=32, seed=2)
-    trainer._similar = SimilarItems(32, seed=2, flat_limit=500)
+    trainer._similar = _similar_items(trainer, flat_limit=500)
     trainer.learn(events)
     return trainer
+
+
+def _similar_items(trainer, **options) -> SimilarItems:
+    """A SimilarItems for ``trainer`` with test options (the engine's own is built with the defaults)."""
+    return SimilarItems(trainer.settings, clock=lambda: trainer._watermark, **options)
 
 
 def _recall(approximate, exact, k):
@@ -105,7 +111,7 @@ def test_indexed_most_similar_recalls_the_exact_ranking(trained):
 
 def test_popular_items_reach_the_candidates_without_the_cosine():
     trainer = Trainer(vector_size=8, seed=1)
-    trainer._similar = SimilarItems(8, seed=1, index_candidates=2, popular_candidates=1)
+    trainer._similar = _similar_items(trainer, index_candidates=2, popular_candidates=1)
     events = [(f"u{n}", "hit", float(n)) for n in range(300)] + [("a", "x", 400.0), ("a", "y", 401.0),
                                                                     ("b", "z", 402.0), ("b", "w", 403.0)]
     trainer.learn(events)
@@ -116,7 +122,7 @@ def test_popular_items_reach_the_candidates_without_the_cosine():
 
 def test_index_follows_learning_retirement_and_checkpoints(tmp_path):
     trainer = Trainer(vector_size=16, seed=3)
-    trainer._similar = SimilarItems(16, seed=3, flat_limit=50)
+    trainer._similar = _similar_items(trainer, flat_limit=50)
     events = [(f"u{n % 40}", f"i{(n * 7) % 300}", float(n)) for n in range(6000)]
     trainer.learn(events)
     before = trainer.most_similar_many(["i7", "i14"], 5)
@@ -136,3 +142,28 @@ def test_index_follows_learning_retirement_and_checkpoints(tmp_path):
     answers = loaded.most_similar_many(["new3", "i14"], 5)
     assert len(loaded._similar.index) == len(ids)
     assert _recall(answers, loaded.most_similar_many(["new3", "i14"], 5, exact=True), 5) >= 0.8
+
+
+def test_score_keys_times_score_queries_is_the_full_score(trained):
+    arrays, settings, now = trained._items.arrays, trained.settings, trained._watermark
+    rows = trained._items.live_rows()[:300]
+    expected = score_candidates(arrays, rows[:20], rows, settings, now)
+    product = score_queries(arrays, rows[:20], settings) @ score_keys(arrays, rows, settings, now).T
+    assert np.allclose(product, expected, atol=1e-3)
+
+
+def test_the_index_alone_ranks_by_the_full_score_not_the_cosine():
+    # no popular source: the score keys carry the popularity term, so the index itself finds a popular item
+    # that is 5th by the full score but only 14th of 61 by the cosine (a cosine index's 6 candidates miss it)
+    trainer = Trainer(vector_size=8, seed=1)
+    trainer._similar = _similar_items(trainer, index_candidates=6)
+    trainer._similar.sources = [trainer._similar._index_source]
+    events, ts = [(f"u{n}", "hit", float(n)) for n in range(300)], 400.0
+    for session in range(40):
+        for position in range(3):
+            events.append((f"a{session}", f"i{(session * 3 + position) % 60}", ts))
+            ts += 1.0
+    trainer.learn(events)
+    exact = trainer.most_similar("i0", 5, exact=True)
+    assert "hit" in {item for item, _ in exact}
+    assert trainer.most_similar("i0", 5) == exact
