@@ -28,8 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 
-from streamer.evaluation.baselines import CooccurrenceModel
-from streamer.evaluation.protocol import SESSION_GAP_SECONDS, SessionTracker
+from streamer.core.cooccurrence import SESSION_GAP_SECONDS, CooccurrenceModel, SessionTracker
 
 __all__ = ["K", "MODELS", "BoundedSessions", "CooccurrenceShadow", "HitWindow", "LiveQuality"]
 

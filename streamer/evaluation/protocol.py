@@ -42,6 +42,7 @@ from typing import Protocol
 
 import numpy as np
 
+from streamer.core.cooccurrence import SESSION_GAP_SECONDS, Event, SessionTracker
 from streamer.errors import ConfigError
 
 __all__ = [
@@ -61,9 +62,7 @@ __all__ = [
     "split_events",
 ]
 
-SESSION_GAP_SECONDS = 30 * 60
 WARMUP_SHARE = 0.8
-Event = tuple[str, str, float]
 
 
 class Model(Protocol):
@@ -74,24 +73,6 @@ class Model(Protocol):
     def learn(self, events: list[Event]) -> None: ...
 
     def rank(self, query_items: list[str], k: int) -> list[list[str] | None]: ...
-
-
-class SessionTracker:
-    """Per-key sessions in event time: ``push`` returns up to ``window`` previous items of the event's session.
-
-    An empty tuple means the event opens a new session (first event of its key, or a gap > ``gap``).
-    """
-
-    def __init__(self, window: int = 1, gap: float = SESSION_GAP_SECONDS):
-        self.window = window
-        self.gap = gap
-        self._open: dict[str, tuple[float, tuple[str, ...]]] = {}
-
-    def push(self, key: str, item: str, ts: float) -> tuple[str, ...]:
-        last = self._open.get(key)
-        history = last[1] if last is not None and ts - last[0] <= self.gap else ()
-        self._open[key] = (ts, (history + (item,))[-self.window:])
-        return history
 
 
 @dataclass(frozen=True)
