@@ -173,10 +173,17 @@ class Auditor:
         except (FileNotFoundError, CheckpointError, ValueError):
             return None
 
+    def wait_started(self, timeout: float) -> bool:
+        """Wait for the daemon's first checkpoint (written once it has compiled and subscribed)."""
+        return self._wait(lambda: self.learned() is not None, timeout)
+
     def wait_learned(self, produced: int, timeout: float) -> bool:
+        return self._wait(lambda: self.learned() == produced, timeout)
+
+    def _wait(self, done, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.learned() == produced:
+            if done():
                 return True
             if not self._daemon.running():  # it ended on its own: start it again (the log says why)
                 self._daemon.start()
