@@ -50,8 +50,8 @@ __all__ = ["Daemon"]
 logger = logging.getLogger("streamer.daemon")
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay moved
-OWING_TAKE_INTERVAL = 10.0  # ... while a debt is still owed: a take of a whole moving catalog (94k items: 0.3-0.5 s,
-#   mostly re-indexing, then its publishing) would otherwise hold the loop half its spare time (docs/neighbours.md)
+OWING_TAKE_SHARE = 0.1  # ... and while a debt is owed, at most this share of the loop's time: a take of a whole moving
+#   catalog (94k items: 0.3-0.5 s, mostly re-indexing) every second held it half its spare time (docs/neighbours.md)
 OWING_LISTS_INTERVAL = 1.0  # least seconds between list refreshes in spare time while a debt is owed: the lists of
 #   items the replay still moves are due again at the next take
 
@@ -189,7 +189,7 @@ class _Active:
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
         self.replayed_untaken = False  # replay moved vectors not yet taken for publishing
-        self.last_spare_take = -math.inf
+        self.last_spare_take, self.spare_take_seconds = -math.inf, 0.0
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
@@ -348,14 +348,17 @@ class _Active:
 
     def _take_replayed(self) -> None:
         """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
-        ``SPARE_TAKE_INTERVAL``, or ``OWING_TAKE_INTERVAL`` while a debt is left: a row the replay touches many
-        times is compared, re-indexed and published once; the debt paid, its last moves go at the next flush
-        after ``SPARE_TAKE_INTERVAL``."""
+        ``SPARE_TAKE_INTERVAL``, and while a debt is left no sooner than the last take's cost allows
+        (``OWING_TAKE_SHARE``): a row the replay touches many times is compared, re-indexed and published once;
+        the debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``."""
         now = time.monotonic()
-        interval = OWING_TAKE_INTERVAL if self.engine.replay_debt else SPARE_TAKE_INTERVAL
+        interval = SPARE_TAKE_INTERVAL
+        if self.engine.replay_debt:
+            interval = max(interval, self.spare_take_seconds / OWING_TAKE_SHARE)
         if self.replayed_untaken and now >= self.last_spare_take + interval:
             self.replayed_untaken, self.last_spare_take = False, now
             self.sink.add_items(self.ingestor.take_changed(), None)
+            self.spare_take_seconds = time.monotonic() - now
 
     def _ingest(self, partition, records: list, replay: bool) -> None:
         """Decode → validate → learn → mark dirty one partition's batch, then advance its offset."""

@@ -57,7 +57,7 @@ def _spare_state(debt, replay_threads=0):
     state = SimpleNamespace(
         settings=load_settings(flags={"replay_threads": replay_threads, "replay_slice": 5.0}, environ={}),
         engine=SimpleNamespace(replay_debt=debt, replay=replay), replayed_pairs=0, replayed_untaken=False,
-        last_spare_take=float("-inf"), metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
+        last_spare_take=float("-inf"), spare_take_seconds=0.0, metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
         ingestor=SimpleNamespace(take_changed=lambda: {"moved"}),
         sink=SimpleNamespace(add_items=lambda items, produced_at: calls.taken.append(items)))
     return state, calls
@@ -71,23 +71,42 @@ def test_owed_replay_is_paid_on_the_configured_threads():
     assert load_settings(flags={}, environ={}).replay_threads == 0  # default: every core numba uses
 
 
-def test_what_replay_moved_is_taken_rarely_while_a_debt_is_owed_and_soon_once_it_is_paid(monkeypatch):
+def test_what_replay_moved_is_taken_as_its_cost_allows_while_a_debt_is_owed_and_soon_once_it_is_paid(monkeypatch):
     from streamer import app
 
     clock = [100.0]
     monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
     state, calls = _spare_state(debt=10)
+
+    def costly_take():
+        clock[0] += 0.5  # a take of a whole moving catalog
+        return {"moved"}
+
+    state.ingestor.take_changed = costly_take
     state.replayed_untaken = True
     _Active._take_replayed(state)  # the first take comes at once
-    assert calls.taken == [{"moved"}]
+    assert calls.taken == [{"moved"}] and state.spare_take_seconds == 0.5
     state.replayed_untaken = True
-    clock[0] += app.SPARE_TAKE_INTERVAL + 0.5  # past the idle interval, within the owing one
+    clock[0] += app.SPARE_TAKE_INTERVAL + 0.5  # past the idle interval, not yet 0.5 s / OWING_TAKE_SHARE
+    assert 0.5 / app.OWING_TAKE_SHARE > app.SPARE_TAKE_INTERVAL + 1.0
     _Active._take_replayed(state)
     assert len(calls.taken) == 1 and state.replayed_untaken
-    assert app.OWING_TAKE_INTERVAL > app.SPARE_TAKE_INTERVAL + 0.5
     state.engine.replay_debt = 0  # paid: its last moves go now
     _Active._take_replayed(state)
     assert len(calls.taken) == 2 and not state.replayed_untaken
+
+
+def test_a_cheap_take_while_owing_comes_every_spare_take_interval(monkeypatch):
+    from streamer import app
+
+    clock = [100.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    state, calls = _spare_state(debt=10)
+    for _ in range(3):
+        state.replayed_untaken = True
+        _Active._take_replayed(state)
+        clock[0] += app.SPARE_TAKE_INTERVAL
+    assert len(calls.taken) == 3  # a small catalog's takes cost nothing: served as closely as before
 
 
 @pytest.mark.integration
