@@ -9,7 +9,7 @@ side by side on our vectors (``ops/compare_neighbour_indexes.py``, docs/neighbou
 0.15-1.5 ms per insert or update on this machine, the inverted file 15-30 µs, at the same recall.
 
 Layout: below ``flat_limit`` items an exact inner-product scan (``IndexIDMap2(IndexFlatIP)``); above it an
-inverted file of ``~sqrt(n)`` k-means lists with half-precision codes (``IndexIVFScalarQuantizer``, fp16)
+inverted file of ``~2 sqrt(n)`` k-means lists with half-precision codes (``IndexIVFScalarQuantizer``, fp16)
 and a hash-table id map, so that removing or replacing a row costs O(1), not a scan.
 
 Two kinds of vectors. By default (``direction=None``) vectors are unit normalised on the way in (inner
@@ -55,12 +55,15 @@ class NeighbourIndex:
 
     ``probes`` lists are scanned per query (more: better recall, slower); ``flat_limit``: below it the
     scan is exact; ``threads``: faiss's OpenMP threads (1: the daemon's loop owns one core); ``direction``:
-    None for a cosine index, else the slice of the (inner-product) vectors the lists are trained on.
+    None for a cosine index, else the slice of the (inner-product) vectors the lists are trained on;
+    ``list_factor``: the index has ``list_factor * sqrt(n)`` lists (2: half the vectors scanned per probe
+    of the usual sqrt(n), for the same recall on a trained 200k-item model: 0.981 against 0.9805 at 8 probes).
     """
 
     def __init__(self, vector_size: int, probes: int = 8, flat_limit: int = 20_000, seed: int = 0,
-                 threads: int = 1, direction: slice | None = None):
+                 threads: int = 1, direction: slice | None = None, list_factor: float = 2.0):
         self.vector_size, self.probes, self.flat_limit, self.seed = vector_size, probes, flat_limit, seed
+        self.list_factor = list_factor
         self.direction = direction
         faiss.omp_set_num_threads(threads)
         self._index = self._flat()
@@ -151,7 +154,7 @@ class NeighbourIndex:
                                  faiss.swig_ptr(lists))
 
     def _trained(self, units: np.ndarray):
-        lists = max(16, int(np.sqrt(units.shape[0])))
+        lists = max(16, int(self.list_factor * np.sqrt(units.shape[0])))
         sample_size = min(units.shape[0], TRAINING_SAMPLE * lists)
         sample = units[np.random.default_rng(self.seed).choice(units.shape[0], sample_size, replace=False)]
         if self.direction is not None:

@@ -43,7 +43,7 @@ __all__ = ["ServedCosineModel", "ServedNeighboursModel", "ServedPath", "ServedPa
 # Test-friendly daemon cadence: commits, flushes and neighbour refreshes every fraction of a second.
 DAEMON_FLAGS = {
     "checkpoint_interval": 0.25, "flush_interval": 0.02, "neighbours_interval": 0.02, "neighbours_batch": 1_000_000,
-    "status_interval": 5, "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "user_ttl": 0,
+    "status_interval": 0.25, "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "user_ttl": 0,
     "catalog_topic": "", "lease_ttl": 5,
 }
 
@@ -83,6 +83,9 @@ class ServedPath:
         self.produced = 0
         self.first_seen: dict[str, int] = {}  # item -> first-seen position (the engine's allocation order)
         self.stack = self.daemon = self.lookup = self._redis = self._offsets = None
+        from streamer.localstack import free_port
+
+        self.metrics_port = free_port()  # the daemon's gauges: replay debt and lists due (_wait_for_settled)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> "ServedPath":
@@ -108,7 +111,7 @@ class ServedPath:
         flags = {**DAEMON_FLAGS, "bootstrap_servers": self.bootstrap_servers, "redis_url": self.redis_url,
                  "topic": self.topic, "group": self.group, "namespace": self.namespace,
                  "checkpoint_dir": self.workdir / "checkpoint", "seed": self.seed, **self.engine_knobs,
-                 "catalog_topic": self.catalog_topic}
+                 "catalog_topic": self.catalog_topic, "metrics_port": self.metrics_port}
         command = [sys.executable, "-m", "streamer", "run"]
         for name, value in flags.items():
             command.extend(["--" + name.replace("_", "-"), str(value)])
@@ -163,6 +166,7 @@ class ServedPath:
         stats = produce_events(self.bootstrap_servers, self.topic, events)
         self.produced += stats.messages
         self._wait_for_commit()
+        self._wait_for_settled()
         self._wait_for_quiet_neighbours()
 
     def catalog(self, updates: list[dict]) -> None:
@@ -200,6 +204,32 @@ class ServedPath:
             if time.monotonic() > deadline:
                 raise ServedPathError(f"the daemon committed {self.committed(topic)}/{produced()} offsets "
                                       f"within {self.timeout:.0f} s; see {self.log_path}")
+            time.sleep(0.05)
+
+    def _gauges(self) -> dict[str, float]:
+        """The daemon's Prometheus gauges (its ``--metrics-port``), by name."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        return {name: float(value) for name, value in
+                (line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+                if "{" not in name}
+
+    def _wait_for_settled(self) -> None:
+        """Wait until the daemon owes no replay and has no list due, as its status says after the commit: a
+        daemon paying replay debt in spare time takes what the replay moved only every few seconds, so until
+        then its lists are those of the model before the replay (in process, ``learn`` replays inline)."""
+        deadline = time.monotonic() + self.timeout
+        time.sleep(2 * DAEMON_FLAGS["status_interval"])  # a status written after the commit
+        while True:
+            self._check_alive()
+            gauges = self._gauges()
+            if gauges.get("streamer_replay_debt", 0.0) == 0 and gauges.get("streamer_neighbours_due", 0.0) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ServedPathError(f"the daemon still owed {gauges.get('streamer_replay_debt'):.0f} replay draws "
+                                      f"after {self.timeout:.0f} s; see {self.log_path}")
             time.sleep(0.05)
 
     def _neighbour_writes(self) -> int:
