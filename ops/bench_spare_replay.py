@@ -7,8 +7,8 @@ On the local stack (Tansu + redis-server): a topic pre-filled with ``events`` Zi
 owed: ``replay_mode=spare``), the debt's fall over ``seconds`` gives the spare-time replay rate (draws/s);
 Redis item writes (``streamer_items_published_total``) and neighbour lists written are counted per learned
 event over the burst, and again per replayed draw in spare time. Then, the daemon stopped, the same engine
-pays its debt alone for 5 s on one thread, then 5 s on the daemon's ``replay_threads`` (chunks of
-``REPLAY_CHUNK`` draws, as the loop does): the most the loop could reach. ``--profile`` samples the daemon loop's
+pays its debt alone for 5 s on one thread, then 5 s on two (chunks of ``REPLAY_CHUNK`` draws, as the loop
+does): the most the loop could reach. ``--replay-threads N`` runs the daemon with that many replay threads. ``--profile`` samples the daemon loop's
 stack every 5 ms (a thread reading ``sys._current_frames``) and prints where the spare time went.
 Figures are taken on a shared machine: run it twice.
 """
@@ -134,7 +134,7 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         daemon.request_stop(watchdog=False)
         runner.join(120)
         engine, alone = active.engine, {}
-        for threads in (1, settings.replay_threads):  # the same engine, no daemon around it: one core, then the loop's
+        for threads in (1, 2):  # the same engine, no daemon around it: one core, then two
             drawn, alone_began = 0, time.monotonic()
             while engine.replay_debt and time.monotonic() - alone_began < 5.0:
                 drawn += engine.replay(min(REPLAY_CHUNK, engine.replay_debt), threads=threads)
@@ -144,7 +144,7 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
             "debt_after_burst": int(debt_before), "spare_seconds": round(elapsed, 1),
             "replay_draws_per_second": round(paid / elapsed, 1),
             "engine_alone_draws_per_second": round(alone[1], 1),
-            "engine_alone_draws_per_second_replay_threads": round(alone[settings.replay_threads], 1),
+            "engine_alone_draws_per_second_2_threads": round(alone[2], 1),
             "replay_threads": settings.replay_threads,
             "item_writes_per_learned_event": round(published_burst / events, 3),
             "item_writes_per_replayed_draw": round((published_after - published_before) / max(paid, 1), 4),
@@ -164,10 +164,12 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=300_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--replay-threads", type=int, default=None, help="the daemon's --replay-threads")
     arguments = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="streamer-spare-"))
     try:
-        result = run(arguments.events, arguments.items, arguments.seconds, arguments.profile, state)
+        extra = {} if arguments.replay_threads is None else {"replay_threads": arguments.replay_threads}
+        result = run(arguments.events, arguments.items, arguments.seconds, arguments.profile, state, extra)
     finally:
         shutil.rmtree(state, ignore_errors=True)
     for line in result.pop("profile") or []:

@@ -68,7 +68,7 @@ def test_owed_replay_is_paid_on_the_configured_threads():
     _Active._replay_owed(state)
     assert state.engine.replay_debt == 0 and state.replayed_pairs == 2500
     assert calls.replay and set(calls.replay) == {2}  # every chunk on the daemon's replay_threads
-    assert load_settings(flags={}, environ={}).replay_threads == 0  # default: every core numba uses
+    assert load_settings(flags={}, environ={}).replay_threads == 1  # default: the one-thread path (served quality)
 
 
 def test_what_replay_moved_is_taken_as_its_cost_allows_while_a_debt_is_owed_and_soon_once_it_is_paid(monkeypatch):
