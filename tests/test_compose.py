@@ -161,7 +161,7 @@ from streamer.core.settings import TrainerSettings
 from streamer.core.warmup import warm_up
 
 warm_up(TrainerSettings())
-for kernel in (learning.learn_events, learning.replay_pairs, sgns.initialise_row, noise.fenwick_build):
+for kernel in (learning.learn_events, learning.replay_pairs, sgns.initialise_rows, noise.fenwick_build):
     stats = kernel.stats
     assert sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values()), (kernel, stats)
 """
