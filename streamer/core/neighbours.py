@@ -1,6 +1,7 @@
-"""The approximate nearest-neighbour index over served vectors: one narrow face, faiss-cpu behind it.
+"""The approximate nearest-neighbour index: one narrow face, faiss-cpu behind it.
 
-:class:`NeighbourIndex` maps engine rows to the cosine neighbours of their served vectors. It is a
+:class:`NeighbourIndex` maps engine rows to their nearest vectors: by cosine, or by inner product over the
+score keys ``most_similar`` stores (see "Two kinds of vectors" below). It is a
 *candidate source*: ``Trainer.most_similar`` re-scores what it returns with the full score
 (:func:`streamer.core.similarity.score_candidates`), so the index only has to put the right items among a
 few dozen candidates, and a vector that moved a little since it was indexed costs nothing in the final
