@@ -228,8 +228,9 @@ class ServedPath:
             if gauges.get("streamer_replay_debt", 0.0) == 0 and gauges.get("streamer_neighbours_due", 0.0) == 0:
                 return
             if time.monotonic() > deadline:
-                raise ServedPathError(f"the daemon still owed {gauges.get('streamer_replay_debt'):.0f} replay draws "
-                                      f"after {self.timeout:.0f} s; see {self.log_path}")
+                raise ServedPathError(f"the daemon still owed {gauges.get('streamer_replay_debt', 0.0):.0f} replay draws "
+                                      f"and had {gauges.get('streamer_neighbours_due', 0.0):.0f} lists due after "
+                                      f"{self.timeout:.0f} s; see {self.log_path}")
             time.sleep(0.05)
 
     def _neighbour_writes(self) -> int:
