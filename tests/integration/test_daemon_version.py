@@ -22,14 +22,18 @@ def _versions(client, namespace: str) -> dict[str, int]:
     return {keys.item_id(name): int(client.hget(name, "version")) for name in names}
 
 
+def _events(now: float) -> list[tuple[bytes, bytes]]:
+    """1,600 events of 9 users over 40 items, one a second from 900 s before ``now``."""
+    return [(f"u{index % 9}".encode(), event_value(f"u{index % 9}", f"i{index % 40}", now - 900 + index))
+            for index in range(1600)]
+
+
 def test_versions_never_decrease_across_a_restart_from_an_older_checkpoint(
         kafka_bootstrap, redis_url, redis_client, make_topic, unique_name, tmp_path):
     topic = make_topic(partitions=1)
     make_topic(partitions=1, name=f"{topic}-catalog")
     state, older = tmp_path / "state", tmp_path / "older"
-    now = time.time()
-    events = [(f"u{index % 9}".encode(), event_value(f"u{index % 9}", f"i{index % 40}", now - 900 + index))
-              for index in range(1600)]
+    events = _events(time.time())
     settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, state, vector_size=8)
     meta = Keys(unique_name).meta
     with DaemonThread(settings):
@@ -61,9 +65,7 @@ def test_versions_never_decrease_when_redis_restarted_empty_and_the_daemon_resta
     topic = make_topic(partitions=1)
     make_topic(partitions=1, name=f"{topic}-catalog")
     state, older = tmp_path / "state", tmp_path / "older"
-    now = time.time()
-    events = [(f"u{index % 9}".encode(), event_value(f"u{index % 9}", f"i{index % 40}", now - 900 + index))
-              for index in range(1600)]
+    events = _events(time.time())
     meta = Keys(unique_name).meta
     with OwnRedis(tmp_path / "redis.log") as server:
         client = server.client()

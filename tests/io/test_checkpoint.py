@@ -136,8 +136,7 @@ def test_replay_paid_without_new_events_is_saved(tmp_path):
 
 def test_background_checkpoint_commits_only_once_its_write_is_linked(tmp_path):
     recorder = Recorder()
-    checkpoint = Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
-                            recorder.pending, background=True)
+    checkpoint = _background_checkpoint(tmp_path, recorder)
     engine = _engine()
     assert checkpoint.commit(engine)  # the first one is a base, written at once
     engine.learn([("u9", "i9", 10.0)])
@@ -145,11 +144,7 @@ def test_background_checkpoint_commits_only_once_its_write_is_linked(tmp_path):
     assert not checkpoint.commit(engine)  # the segment is being written: no commit yet
     assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
     assert checkpoint.in_flight
-    import time
-
-    deadline = time.monotonic() + 30
-    while checkpoint.settle() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_settled(checkpoint)
     assert recorder.calls[-1] == ("commit", {("events", 0): 7}) and not checkpoint.in_flight
     restored, manifest = CheckpointStore(tmp_path).load(Trainer.load)
     assert manifest.offsets == {("events", 0): 7} and restored.event_count == engine.event_count
@@ -190,6 +185,11 @@ def test_a_waiting_commit_is_dropped_when_a_partition_was_read_again_meanwhile(t
     assert not any(call[0] == "commit" for call in recorder.calls if isinstance(call, tuple))
 
 
+def _background_checkpoint(tmp_path, recorder) -> Checkpoint:
+    return Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
+                      recorder.pending, background=True)
+
+
 def _wait_settled(checkpoint) -> bool | None:
     import time
 
@@ -204,8 +204,7 @@ def test_a_commit_is_dropped_when_a_partition_was_read_again_while_its_state_was
     once the background write was linked, named the old topic's positions on the new one."""
     recorder = Recorder()
     recorder.reread_mark = 0
-    checkpoint = Checkpoint(RecordingStore(tmp_path, recorder), Manifest(), recorder.publish, recorder, recorder,
-                            recorder.pending, background=True)
+    checkpoint = _background_checkpoint(tmp_path, recorder)
     engine = _engine()
     assert checkpoint.commit(engine)  # the first one is a base, written at once
     engine.learn([("u9", "i9", 10.0)])
