@@ -36,7 +36,7 @@ from streamer.core.vocab import ItemArrays
 from streamer.errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "save_trainer", "load_trainer", "trainer_state", "restore_state", "read_state",
-           "write_archive", "read_archive"]
+           "write_archive", "read_archive", "read_member"]
 
 FORMAT = "streamer-checkpoint"
 VERSION = 1
@@ -130,10 +130,12 @@ def save_trainer(trainer, path) -> None:
     write_archive(path, *trainer_state(trainer))
 
 
-def write_archive(path, meta: dict, arrays: dict[str, np.ndarray], cancelled=lambda: False) -> int:
+def write_archive(path, meta: dict, arrays: dict[str, np.ndarray], cancelled=lambda: False,
+                  members: dict[str, bytes] | None = None) -> int:
     """Write ``meta.json`` and one ``.npy`` member per array as an uncompressed zip (member CRC-32s), atomically:
     temp file in the same directory, fsync, rename, fsync the directory. Returns the bytes written.
-    ``cancelled()`` is asked between members; True abandons the write (CheckpointError, nothing left)."""
+    ``cancelled()`` is asked between members; True abandons the write (CheckpointError, nothing left).
+    ``members``: other members (name -> bytes), deflated; :func:`read_member` reads one."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
@@ -141,6 +143,8 @@ def write_archive(path, meta: dict, arrays: dict[str, np.ndarray], cancelled=lam
         with os.fdopen(handle, "wb") as stream:
             with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
                 archive.writestr("meta.json", orjson.dumps(meta))
+                for name, data in (members or {}).items():
+                    archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
                 for name, value in arrays.items():
                     if cancelled():
                         raise CheckpointError(f"{target}: write cancelled")
@@ -188,6 +192,18 @@ def read_archive(path, expected_format: str, versions) -> tuple[dict, dict[str, 
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, orjson.JSONDecodeError, EOFError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from None
     return meta, arrays
+
+
+def read_member(path, name: str) -> bytes | None:
+    """The member ``name`` of a ``write_archive`` file (CRC-32 checked), None when the file has none;
+    CheckpointError if it is missing or corrupt."""
+    try:
+        with zipfile.ZipFile(path, "r") as archive:
+            return archive.read(name) if name in archive.NameToInfo else None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({error})") from None
 
 
 CHUNK = 1 << 24  # bytes read (and CRC-checked) at a time

@@ -215,7 +215,10 @@ class RedisSink:
         return {"items": sorted(items), "retired": sorted(retired), "neighbours": list(neighbours)}
 
     def restore_pending(self, pending: dict[str, list[str]]) -> None:
+        """The ids a checkpoint held as pending; ``republish`` (every item, after a fallback to an older state,
+        whose lost files' pending ids are unknown) is queued and fed in batches like a Redis restart's."""
         self.add_items(pending.get("items", ()), time.time())
+        self.republish = [item for item in pending.get("republish", ()) if item not in self.dirty]
         self.add_retired(pending.get("retired", ()))
         if self._neighbours_count:
             self.neighbours_due.mark(pending.get("neighbours", ()), time.time())

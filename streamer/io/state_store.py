@@ -6,8 +6,11 @@ directory; zip members carry CRC-32s):
 - ``base-<sequence>.ckpt``: the whole engine state (the ``Trainer.save`` format; a version 1 directory's
   ``engine-<sequence>.ckpt`` is read as one);
 - ``delta-<sequence>.seg``: what changed since the previous file of the chain (:mod:`streamer.core.delta`);
-- ``manifest.json``: the chain (base, then segments in order), each link with the offsets, event count and
-  unpublished ids of the state it ends at, and the previous chain. Renaming it is the commit point.
+- ``manifest.json``: the chain (base, then segments in order), each link with the offsets and event count of
+  the state it ends at, and the previous chain. Renaming it is the commit point.
+
+Each file also holds the sink's pending ids at its state: a base whole, a segment what changed since the file
+before it (:mod:`streamer.io.pending_state`).
 
 A checkpoint writes one segment (cost: the rows changed since the last one). When the segments reach
 ``compact_ratio`` of the base (or ``MAX_SEGMENTS``), a new base is written on a background thread from a
@@ -30,8 +33,9 @@ from pathlib import Path
 from typing import Callable
 
 from streamer.core import delta
-from streamer.core.persistence import read_archive, trainer_state, write_archive
+from streamer.core.persistence import read_archive, read_member, trainer_state, write_archive
 from streamer.errors import CheckpointError
+from streamer.io import pending_state
 from streamer.io.manifest import MANIFEST, Link, Manifest, read_manifest, write_manifest
 from streamer.logs import log_event
 
@@ -52,6 +56,7 @@ class CheckpointStore:
         self._tracked = None  # the engine whose changes the chain follows (loaded or saved here)
         self._buffers: dict = {}  # a segment's gathered rows, reused by the next one (delta.collect)
         self._writing: _BackgroundWrite | None = None  # the segment write reading those buffers
+        self._pending: dict | None = None  # pending ids at the chain's last file (None: not known from the files)
 
     # ---- loading ------------------------------------------------------------------------------------------
 
@@ -67,36 +72,45 @@ class CheckpointStore:
         for number, chain in enumerate(chains):
             try:
                 engine = load_engine(self.directory / chain[0].name)
+                pending, known = _replay_pending(manifest.pending, read_member(self.directory / chain[0].name,
+                                                                               pending_state.MEMBER))
             except CheckpointError as error:
                 log_event(logger, logging.ERROR, "checkpoint_base_unusable", file=chain[0].name, error=str(error),
                           fallback="previous chain" if number + 1 < len(chains) else "none")
                 if number + 1 == len(chains):
                     raise
                 continue
-            good = self._apply_segments(engine, chain)
+            good, pending, known = self._apply_segments(engine, chain, pending, known)
             delta.start_tracking(engine)
-            restored = manifest.truncated(good, previous=number == 0)
+            restored = manifest.truncated(good, previous=number == 0, pending=pending)
+            self._pending = pending if known else None
             if restored.fell_back:
+                # the pending ids of the lost files are unknown (a Redis restart's republishing, say): all again
+                restored.pending = dict(pending, republish=engine.item_ids())
                 log_event(logger, logging.ERROR, "checkpoint_fallback", sequence=restored.sequence,
                           events=restored.event_count, lost_files=len(chain) - len(good),
-                          note="re-reading Kafka from the offsets of this state")
+                          note="re-reading Kafka from the offsets of this state; every item is published again")
             self._needs_base = number > 0  # the previous chain's segments may be gone: start a new chain
             self._tracked = engine
             return engine, restored
         raise CheckpointError(f"{path}: no usable checkpoint")  # not reached: the last chain raises
 
-    def _apply_segments(self, engine, chain: list[Link]) -> list[Link]:
-        """Apply the chain's segments in order; the links that were applied (the base first)."""
+    def _apply_segments(self, engine, chain: list[Link], pending: dict, known: bool) -> tuple[list[Link], dict, bool]:
+        """Apply the chain's segments in order: the links that were applied (the base first) and the pending ids
+        at the last one (``known``: from the files, not from an old manifest)."""
         good = [chain[0]]
         for link in chain[1:]:
+            path = self.directory / link.name
             try:
-                meta, arrays = read_archive(self.directory / link.name, delta.FORMAT, delta.VERSION)
+                meta, arrays = read_archive(path, delta.FORMAT, delta.VERSION)
+                after = _replay_pending(pending, read_member(path, pending_state.MEMBER), known)
                 delta.apply(engine, meta, arrays)
             except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as error:
                 log_event(logger, logging.ERROR, "checkpoint_segment_unusable", file=link.name, error=str(error))
                 break
             good.append(link)
-        return good
+            pending, known = after
+        return good, pending, known
 
     # ---- saving -------------------------------------------------------------------------------------------
 
@@ -115,7 +129,8 @@ class CheckpointStore:
         if not manifest.chain or self._needs_base or engine is not self._tracked:
             self.close()  # a compaction of the old chain is of no use any more
             name = f"base-{sequence:08d}.ckpt"
-            size = write_archive(self.directory / name, *trainer_state(engine))
+            size = write_archive(self.directory / name, *trainer_state(engine),
+                                 members={pending_state.MEMBER: pending_state.encode(pending, None)})
             delta.start_tracking(engine)
             self._needs_base, self._tracked = False, engine
             link = Link(name, sequence, size, dict(offsets), engine.event_count, dict(topic_ids or {}))
@@ -125,8 +140,11 @@ class CheckpointStore:
             self._writing.thread.join()
         meta, arrays = delta.collect(engine, self._buffers)
         link = Link(name, sequence, 0, dict(offsets), engine.event_count, dict(topic_ids or {}))
-        self._maybe_compact(engine, manifest, link, sum(value.nbytes for value in arrays.values()))
-        writer = self._writing = _BackgroundWrite(self.directory / name, (meta, arrays))
+        self._maybe_compact(engine, manifest, link, sum(value.nbytes for value in arrays.values()), pending)
+        previous = self._pending  # the linked chain's last file's: this segment holds the change from them
+        writer = self._writing = _BackgroundWrite(self.directory / name, (meta, arrays),
+                                                  members=lambda: {pending_state.MEMBER:
+                                                                   pending_state.encode(pending, previous)})
         if not background:
             writer.thread.join()
         return PendingSave(self, manifest, link, pending, writer)
@@ -150,7 +168,7 @@ class CheckpointStore:
         return Manifest(manifest.sequence, [compaction.link] + kept, older, manifest.model_id, manifest.created_at,
                         manifest.pending)
 
-    def _maybe_compact(self, engine, manifest: Manifest, link: Link, estimate: int) -> None:
+    def _maybe_compact(self, engine, manifest: Manifest, link: Link, estimate: int, pending: dict) -> None:
         """Start a background base from the state of segment ``link`` (taken just now) when the segments have
         grown large; it replaces the chain up to ``link`` once both are durable."""
         if self._compaction is not None or not manifest.chain:
@@ -162,7 +180,8 @@ class CheckpointStore:
         name = f"base-{link.sequence:08d}.ckpt"
         self._compaction = _BackgroundWrite(self.directory / name, trainer_state(engine, snapshot=True),
                                             Link(name, link.sequence, 0, link.offsets, link.event_count,
-                                                 link.topic_ids))
+                                                 link.topic_ids),
+                                            members=lambda: {pending_state.MEMBER: pending_state.encode(pending, None)})
 
     def _remove_unreferenced(self, manifest: Manifest) -> None:
         keep = {link.name for link in manifest.chain + manifest.previous}
@@ -211,6 +230,7 @@ class PendingSave:
         updated = Manifest(link.sequence, chain + [link], previous, manifest.model_id, time.time(), self.pending)
         updated = store._switch_to_compacted(updated)
         write_manifest(store.directory, updated)
+        store._pending = self.pending  # the next segment holds the change from these
         store._remove_unreferenced(updated)
         return updated
 
@@ -218,9 +238,10 @@ class PendingSave:
 class _BackgroundWrite:
     """An archive written on its own thread; ``done`` is set when it is durable (or failed: ``error``)."""
 
-    def __init__(self, path: Path, state: tuple[dict, dict], link: Link | None = None):
+    def __init__(self, path: Path, state: tuple[dict, dict], link: Link | None = None,
+                 members: Callable[[], dict[str, bytes]] = dict):
         link = link or Link(path.name, 0, 0)
-        self.path, self.link, self.state = path, link, state
+        self.path, self.link, self.state, self.members = path, link, state, members
         self.done, self.cancel = threading.Event(), threading.Event()
         self.error: Exception | None = None
         self.seconds = 0.0
@@ -230,11 +251,24 @@ class _BackgroundWrite:
     def _run(self) -> None:
         began = time.monotonic()
         try:
-            self.link.bytes = write_archive(self.path, *self.state, cancelled=self.cancel.is_set)
+            self.link.bytes = write_archive(self.path, *self.state, cancelled=self.cancel.is_set,
+                                            members=self.members())
         except (CheckpointError, OSError, ValueError) as error:  # raised by finish() / logged by the switch
             self.error = error
         finally:
-            self.state = None
+            self.state = self.members = None
             self.seconds = time.monotonic() - began
             self.done.set()
 
+
+
+def _replay_pending(pending: dict, data: bytes | None, known: bool = False) -> tuple[dict, bool]:
+    """The pending ids after a file (``data``: its member, None for a file written before it, whose pending ids
+    were the manifest's) and whether they are known from the files."""
+    if data is None:
+        return pending, False
+    try:
+        replayed, whole = pending_state.replay(pending, data)
+        return replayed, known or whole
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # orjson.JSONDecodeError is a ValueError
+        raise CheckpointError(f"corrupt pending ids ({error})") from None

@@ -38,7 +38,7 @@ def test_a_checkpoint_writes_what_changed_and_restores_it(tmp_path):
     restored, loaded = CheckpointStore(tmp_path).load(Trainer.load)
     assert_identical(engine, restored)
     assert loaded.offsets == {("events", 0): 150} and loaded.pending == {"items": ["i2"]} and not loaded.fell_back
-    assert (tmp_path / MANIFEST).read_bytes().count(b'"i2"') == 1  # the unpublished ids are kept once
+    assert b'"i2"' not in (tmp_path / MANIFEST).read_bytes()  # the unpublished ids are in the files
 
 
 def test_compaction_runs_in_the_background_and_keeps_the_segments_written_meanwhile(tmp_path):
@@ -159,7 +159,7 @@ def test_a_format_1_directory_loads_and_goes_on_with_segments(tmp_path):
     assert [link.name for link in saved.chain] == ["engine-00000004.ckpt", "delta-00000005.seg"]
     again, loaded = CheckpointStore(tmp_path).load(Trainer.load)
     assert_identical(restored, again)
-    assert orjson.loads((tmp_path / MANIFEST).read_bytes())["format"] == 2
+    assert orjson.loads((tmp_path / MANIFEST).read_bytes())["format"] == 3
 
 
 def test_an_unknown_manifest_format_is_refused_with_a_clear_message(tmp_path):
