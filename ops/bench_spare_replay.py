@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from streamer.app import REPLAY_CHUNK, Daemon  # noqa: E402
+from streamer.app import Daemon  # noqa: E402
+from streamer.spare_time import REPLAY_CHUNK  # noqa: E402
 from streamer.config import load_settings  # noqa: E402
 from streamer.localstack import LocalStack  # noqa: E402
 from streamer.replay import encode_event  # noqa: E402

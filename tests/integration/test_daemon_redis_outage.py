@@ -69,7 +69,8 @@ def test_vectors_land_after_redis_comes_back(kafka_bootstrap, make_topic, unique
             sink, engine = running.daemon.active.sink, running.daemon.active.engine
             # spare-time replay changes vectors after the last event: compare once it is paid and flushed
             wait_for(lambda: engine.replay_debt == 0, 60, "the owed replay to be paid")
-            wait_for(lambda: not sink.pending and not running.daemon.active.publisher.in_flight, 30,
+            active = running.daemon.active  # what the last replay slice moved is taken at the next flush
+            wait_for(lambda: not active.replayed_untaken and not sink.pending and not active.publisher.in_flight, 30,
                      "every dirty vector flushed")
             served = read_item_vectors(client, unique_name)
             ids, vectors = running.daemon.active.engine.vectors()

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from streamer import Trainer
-from streamer.app import _Active
+from streamer.spare_time import SpareTimeReplay
 from streamer.config import load_settings
 from streamer.core.learning import COUNTER_PAIRS, COUNTER_REPLAYED
 from streamer.datasets import load_events
@@ -20,28 +20,28 @@ KNOBS = {"seed": 3, "workers": 1, "replay_passes": 3, "replay_buffer": 1_000_000
 def _loop_state(lag, waiting=False):
     state = SimpleNamespace(settings=load_settings(flags={"max_poll_records": 500}, environ={}),
                             source=SimpleNamespace(lag=lambda: lag, has_waiting=lambda: waiting))
-    state._spare_time = lambda polled: _Active._spare_time(state, polled)
+    state._spare_time = lambda polled: SpareTimeReplay._spare_time(state, polled)
     return state
 
 
 def test_keeping_up_is_a_short_poll_with_nothing_waiting_and_no_backlog():
-    assert _Active._keeping_up(_loop_state(3), 40)
-    assert not _Active._keeping_up(_loop_state(3), 0)  # nothing polled: nothing to learn
-    assert not _Active._keeping_up(_loop_state(0), 500)  # a full poll: under load, replay is deferred
-    assert not _Active._keeping_up(_loop_state(20_000), 40)  # a short poll, but far behind the broker
-    assert not _Active._keeping_up(_loop_state(None), 40)  # lag unknown
-    assert not _Active._keeping_up(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
+    assert SpareTimeReplay._keeping_up(_loop_state(3), 40)
+    assert not SpareTimeReplay._keeping_up(_loop_state(3), 0)  # nothing polled: nothing to learn
+    assert not SpareTimeReplay._keeping_up(_loop_state(0), 500)  # a full poll: under load, replay is deferred
+    assert not SpareTimeReplay._keeping_up(_loop_state(20_000), 40)  # a short poll, but far behind the broker
+    assert not SpareTimeReplay._keeping_up(_loop_state(None), 40)  # lag unknown
+    assert not SpareTimeReplay._keeping_up(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
 
 
 def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
-    assert _Active._spare_time(_loop_state(None), 0)
-    assert _Active._spare_time(_loop_state(3), 40)
-    assert _Active._spare_time(_loop_state(20_000), 0)  # far behind, but nothing fetched: the loop would wait
-    assert not _Active._spare_time(_loop_state(0), 500)  # a full poll: the backlog goes first
-    assert not _Active._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
-    assert not _Active._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
-    assert not _Active._spare_time(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
-    assert not _Active._spare_time(_loop_state(None, waiting=True), 0)
+    assert SpareTimeReplay._spare_time(_loop_state(None), 0)
+    assert SpareTimeReplay._spare_time(_loop_state(3), 40)
+    assert SpareTimeReplay._spare_time(_loop_state(20_000), 0)  # far behind, but nothing fetched: the loop would wait
+    assert not SpareTimeReplay._spare_time(_loop_state(0), 500)  # a full poll: the backlog goes first
+    assert not SpareTimeReplay._spare_time(_loop_state(20_000), 40)  # a short poll, but far behind the broker
+    assert not SpareTimeReplay._spare_time(_loop_state(None), 40)  # lag unknown: only an empty poll counts
+    assert not SpareTimeReplay._spare_time(_loop_state(3, waiting=True), 40)  # fetched batches wait for the loop
+    assert not SpareTimeReplay._spare_time(_loop_state(None, waiting=True), 0)
 
 
 def _spare_state(debt, replay_threads=0):
@@ -65,17 +65,17 @@ def _spare_state(debt, replay_threads=0):
 
 def test_owed_replay_is_paid_on_the_configured_threads():
     state, calls = _spare_state(debt=2500, replay_threads=2)
-    _Active._replay_owed(state)
+    SpareTimeReplay._replay_owed(state)
     assert state.engine.replay_debt == 0 and state.replayed_pairs == 2500
     assert calls.replay and set(calls.replay) == {2}  # every chunk on the daemon's replay_threads
     assert load_settings(flags={}, environ={}).replay_threads == 1  # default: the one-thread path (served quality)
 
 
 def test_what_replay_moved_is_taken_as_its_cost_allows_while_a_debt_is_owed_and_soon_once_it_is_paid(monkeypatch):
-    from streamer import app
+    from streamer import spare_time
 
     clock = [100.0]
-    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
     state, calls = _spare_state(debt=10)
 
     def costly_take():
@@ -84,28 +84,28 @@ def test_what_replay_moved_is_taken_as_its_cost_allows_while_a_debt_is_owed_and_
 
     state.ingestor.take_changed = costly_take
     state.replayed_untaken = True
-    _Active._take_replayed(state)  # the first take comes at once
+    SpareTimeReplay._take_replayed(state)  # the first take comes at once
     assert calls.taken == [{"moved"}] and state.spare_take_seconds == 0.5
     state.replayed_untaken = True
-    clock[0] += app.SPARE_TAKE_INTERVAL + 0.5  # past the idle interval, not yet 0.5 s / OWING_TAKE_SHARE
-    assert 0.5 / app.OWING_TAKE_SHARE > app.SPARE_TAKE_INTERVAL + 1.0
-    _Active._take_replayed(state)
+    clock[0] += spare_time.SPARE_TAKE_INTERVAL + 0.5  # past the idle interval, not yet 0.5 s / OWING_TAKE_SHARE
+    assert 0.5 / spare_time.OWING_TAKE_SHARE > spare_time.SPARE_TAKE_INTERVAL + 1.0
+    SpareTimeReplay._take_replayed(state)
     assert len(calls.taken) == 1 and state.replayed_untaken
     state.engine.replay_debt = 0  # paid: its last moves go now
-    _Active._take_replayed(state)
+    SpareTimeReplay._take_replayed(state)
     assert len(calls.taken) == 2 and not state.replayed_untaken
 
 
 def test_a_cheap_take_while_owing_comes_every_spare_take_interval(monkeypatch):
-    from streamer import app
+    from streamer import spare_time
 
     clock = [100.0]
-    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
     state, calls = _spare_state(debt=10)
     for _ in range(3):
         state.replayed_untaken = True
-        _Active._take_replayed(state)
-        clock[0] += app.SPARE_TAKE_INTERVAL
+        SpareTimeReplay._take_replayed(state)
+        clock[0] += spare_time.SPARE_TAKE_INTERVAL
     assert len(calls.taken) == 3  # a small catalog's takes cost nothing: served as closely as before
 
 
