@@ -7,104 +7,28 @@ survive failed flushes, so while Redis is down training goes on and everything l
 When the Redis server restarted (a new ``run_id``, seen by the daemon's lease renewer even while idle),
 :meth:`RedisSink.republish_all` queues every item and user again; each flush takes at most a batch of
 the queue (:meth:`RedisSink.feed_republish`), so learning goes on meanwhile, and what is left of it is
-pending in every checkpoint (a kill mid-way loses none).
+pending in every checkpoint (a kill mid-way loses none). The scripts, the snapshot and the connection: :mod:`streamer.io.redis_writes`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
-import numpy as np
 import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
-from redis.retry import Retry
 
-from streamer.errors import StreamerError
-from streamer.io.lease import FENCE_CHECK, Lease
+from streamer.io.lease import Lease
 from streamer.io.neighbour_lists import DueLists
 from streamer.io.neighbour_lists import refresh as refresh_lists
-from streamer.keys import DTYPE, FIELD_UPDATED_AT, FIELD_VECTOR, FIELD_VERSION, Keys, encode_vector, index_definition
+from streamer.io.redis_writes import (BATCH, SCRIPTS, FencedError, FlushResult, Snapshot, connect_redis, item_calls,
+                                     meta_call, user_calls)
+from streamer.keys import Keys, index_definition
 from streamer.logs import log_event
 
 __all__ = ["FencedError", "FlushResult", "RedisSink", "Snapshot", "connect_redis"]
 
 logger = logging.getLogger("streamer.redis")
-BATCH = 256
-
-_WRITE_ITEMS = FENCE_CHECK + f"""
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], '{FIELD_VECTOR}', ARGV[2 * i - 1], '{FIELD_VERSION}', ARGV[2 * i],
-             '{FIELD_UPDATED_AT}', ARGV[2])
-end
-return #KEYS - 1
-"""
-_DELETE = FENCE_CHECK + "for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end return #KEYS - 1\n"
-_UNLIST = FENCE_CHECK + "for i = 2, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV, 2)) end return #KEYS - 1\n"
-_WRITE_USERS = FENCE_CHECK + """
-for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[2]) end
-return #KEYS - 1
-"""
-_REPLACE_NEIGHBOURS = FENCE_CHECK + """
-local a = 2
-for i = 2, #KEYS do
-  local n = tonumber(ARGV[a]); a = a + 1
-  redis.call('DEL', KEYS[i])
-  if n > 0 then redis.call('ZADD', KEYS[i], unpack(ARGV, a, a + 2 * n - 1)) end
-  a = a + 2 * n
-end
-return #KEYS - 1
-"""
-_WRITE_META = FENCE_CHECK + "redis.call('HSET', KEYS[2], unpack(ARGV, 2)) return 1\n"
-
-
-class FencedError(StreamerError):
-    """Another daemon holds the namespace lease: this one must not write."""
-
-
-@dataclass
-class FlushResult:
-    items: int = 0
-    retired: int = 0
-    users: int = 0
-    seconds: float = 0.0
-    freshness: list[float] = field(default_factory=list)  # one sample per ingested batch the flush wrote
-
-
-@dataclass
-class Snapshot:
-    """One flush taken off the sink: the pipelined calls (vectors already encoded) and what they cover."""
-
-    calls: list[tuple]
-    stamps: dict[str, float | None]  # item -> produce time of its oldest change
-    retired: list[str]
-    users: list[str]
-    seconds: float = 0.0  # time taken to build it
-    sequence: int = 0  # 1, 2, ... in the order taken (the checkpoint waits for given ones)
-    neighbours: list = field(default_factory=list)  # [(item, neighbour ids best first)] its calls replace
-    version: int = 0  # the ``version``/``model_version`` its calls write
-
-
-def connect_redis(settings) -> redis.Redis:
-    """A lazily connecting client for ``settings.redis_url`` with its ACL/TLS options and short timeouts."""
-    url = settings.redis_url
-    timeout = settings.redis_timeout  # a hung server costs a thread this long (twice: one retry), never the loop
-    options = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 2.0), "health_check_interval": 30,
-               "retry": Retry(NoBackoff(), 1)}  # fail fast: the daemon's loop backs off and keeps training
-    if settings.redis_username:
-        options["username"] = settings.redis_username
-    if settings.redis_password:
-        options["password"] = settings.redis_password
-    if settings.redis_tls and url.startswith("redis://"):
-        url = "rediss://" + url[len("redis://"):]
-    if url.startswith("rediss://"):
-        for name in ("ca_certs", "certfile", "keyfile"):
-            value = getattr(settings, f"redis_tls_{name}")
-            if value:
-                options[f"ssl_{name}"] = value
-    return redis.Redis.from_url(url, **options)
 
 
 class RedisSink:
@@ -130,9 +54,7 @@ class RedisSink:
         self.republish: list[str] = []  # items to publish again after a Redis restart, fed in batches
         self.version_base = 0  # added to the event count in ``version``/``model_version`` (see continue_versions)
         self.versions = None  # a VersionCeiling (streamer.io.version_ceiling): raised before a version is written
-        self._scripts = {name: client.register_script(source) for name, source in (
-            ("items", _WRITE_ITEMS), ("delete", _DELETE), ("users", _WRITE_USERS),
-            ("neighbours", _REPLACE_NEIGHBOURS), ("meta", _WRITE_META), ("unlist", _UNLIST))}
+        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
 
     # -- marking --------------------------------------------------------------------------------
     def add_items(self, items, produced_at: float | None, urgent: bool = False) -> None:
@@ -260,21 +182,23 @@ class RedisSink:
         began = time.monotonic()
         now = time.time()
         items, retired, users = list(self.dirty), sorted(self.retired), list(self.users)
-        calls = self._item_calls(engine, items, now) + self._user_calls(engine, users)
+        version = self.version_base + engine.event_count
+        calls = item_calls(self._keys, engine, items, now, version) + user_calls(self._keys, engine, users,
+                                                                               self._user_ttl_ms)
         calls += self._neighbour_calls  # before the deletes: a list computed before its item's retire goes
         for start in range(0, len(retired), BATCH):
             chunk = retired[start:start + BATCH]
             calls.append(("delete", [key for item in chunk
                                      for key in (self._keys.item(item), self._keys.neighbours(item))], []))
         calls += self._unlist_calls(retired)
-        calls.append(self._meta_call(engine, now))
+        calls.append(meta_call(self._keys, engine, now, self.model_id, version))
         dirty = self.dirty
         stamps = {item: dirty.pop(item) for item in items}
         self.retired.difference_update(retired)
         self.users.difference_update(users)
         self._taken += 1
         snapshot = Snapshot(calls, stamps, retired, users, time.monotonic() - began, self._taken,
-                            self._neighbour_lists, self.version_base + engine.event_count)
+                            self._neighbour_lists, version)
         self._neighbour_calls, self._neighbour_lists = [], []
         self.in_flight_snapshots[snapshot.sequence] = snapshot
         return snapshot
@@ -354,42 +278,6 @@ class RedisSink:
             return False
         log_event(logger, logging.INFO, "index_created", index=self._keys.index, dim=vector_size)
         return True
-
-    def _item_calls(self, engine, items: list[str], now: float) -> list[tuple]:
-        calls, version = [], self.version_base + engine.event_count
-        for start in range(0, len(items), BATCH):
-            keys, args = [], [now]
-            found, vectors = engine.vectors_for(items[start:start + BATCH])
-            vectors = np.ascontiguousarray(vectors, dtype="<f4")
-            size = vectors.shape[1] * 4
-            blob = vectors.tobytes()
-            for index, item in enumerate(found):
-                keys.append(self._keys.item(item))
-                args.extend((blob[index * size:(index + 1) * size], version))
-            if keys:
-                calls.append(("items", keys, args))
-        return calls
-
-    def _user_calls(self, engine, users: list[str]) -> list[tuple]:
-        calls = []
-        for start in range(0, len(users), BATCH):
-            keys, args = [], [self._user_ttl_ms]
-            for user in users[start:start + BATCH]:
-                vector = engine.user_vector(user)
-                if vector is not None:
-                    keys.append(self._keys.user(user))
-                    args.append(encode_vector(vector))
-            if keys:
-                calls.append(("users", keys, args))
-        return calls
-
-    def _meta_call(self, engine, now: float) -> tuple:
-        settings = engine.settings
-        normalised = getattr(settings, "normalise", getattr(settings, "normalize", False))
-        meta = {"vector_size": settings.vector_size, "dtype": DTYPE, "normalised": int(bool(normalised)),
-                "model_id": self.model_id, "model_version": self.version_base + engine.event_count,
-                "item_count": engine.item_count, "last_flush": now}
-        return ("meta", [self._keys.meta], [value for pair in meta.items() for value in pair])
 
     def _execute(self, calls: list[tuple]) -> None:
         """One pipeline (``transaction=False``) of fenced scripts; on a lost lease renew once or raise. A
