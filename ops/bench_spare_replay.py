@@ -11,6 +11,13 @@ pays its debt alone for 5 s on one thread, then 5 s on two (chunks of ``REPLAY_C
 does): the most the loop could reach. ``--replay-threads N`` runs the daemon with that many replay threads. ``--profile`` samples the daemon loop's
 stack every 5 ms (a thread reading ``sys._current_frames``) and prints where the spare time went.
 Figures are taken on a shared machine: run it twice.
+
+    python ops/bench_spare_replay.py --engine-only [--events 300000] [--rounds 3]
+
+No stack, no daemon: the engine learns the burst in this process (``replay=False``, the daemon's engine
+settings), then pays its debt on one thread in 3 s turns, the negatives from the noise tree and from the
+alias table in alternation (``rounds`` of each): the sampler's share of a draw, both measured under the
+same load.
 """
 
 from __future__ import annotations
@@ -154,6 +161,56 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
             "profile": sampler.report() if sampler else None}
 
 
+def engine_only(events: int, items: int, rounds: int, turn: float = 3.0) -> dict:
+    """Draws/s of one thread paying the burst's debt, negatives from the tree and from the alias table in turns."""
+    from streamer import Trainer
+    from streamer.core.noise import alias_build
+    from streamer.core.replay_debt import draw_replay
+
+    settings = load_settings(flags=dict(catalog_topic=""), environ={})
+    engine = Trainer(**settings.engine_knobs)
+    began = time.monotonic()
+    engine.learn(((key.decode(), *_fields(value)) for key, value in burst(events, items)), replay=False)
+    learned, debt = time.monotonic() - began, engine.replay_debt
+    arrays, knobs = engine._items.arrays, engine.settings
+    source = engine._replay if engine._debt.log() is None else _logged(engine._debt.log())
+    rates: dict[str, list[float]] = {"tree": [], "alias": []}
+    alias_build(arrays.noise_weights[:4])  # compiled (or loaded) outside the timing
+    built = time.perf_counter()
+    table = alias_build(arrays.noise_weights)
+    build_seconds = time.perf_counter() - built
+    for sampler in (None, table):  # both kernels compiled outside the turns
+        draw_replay(arrays, source, engine._hyper, engine._rng, 1, knobs.vector_size, knobs.negative, 1, sampler)
+    for _round in range(rounds):
+        for name, sampler in (("tree", None), ("alias", table)):
+            drawn, turn_began = 0, time.monotonic()
+            while time.monotonic() - turn_began < turn:
+                drawn += draw_replay(arrays, source, engine._hyper, engine._rng, 1, knobs.vector_size, knobs.negative,
+                                     REPLAY_CHUNK, sampler)
+            rates[name].append(drawn / (time.monotonic() - turn_began))
+    return {"events": events, "items_in_model": engine.item_count, "learn_seconds": round(learned, 1),
+            "debt_after_burst": int(debt), "alias_table_columns": int(table.shape[0]),
+            "alias_table_build_ms": round(1000 * build_seconds, 2),
+            "tree_draws_per_second": [round(rate) for rate in rates["tree"]],
+            "alias_draws_per_second": [round(rate) for rate in rates["alias"]],
+            "alias_over_tree": round(float(np.median(rates["alias"]) / np.median(rates["tree"])), 3), "profile": None}
+
+
+def _fields(value: bytes) -> tuple[str, float]:
+    import orjson
+
+    record = orjson.loads(value)
+    return record["item"], record["ts"]
+
+
+def _logged(pairs: np.ndarray):
+    from streamer.core.learning import COUNTER_FILL, COUNTER_SIZE, ReplayArrays
+
+    counters = np.zeros(COUNTER_SIZE, np.int64)
+    counters[COUNTER_FILL] = len(pairs)
+    return ReplayArrays(pairs, counters)
+
+
 def _lists_written(active) -> int:
     counter = getattr(active.metrics, "lists_written", None)
     return int(counter._value.get()) if counter is not None else -1
@@ -166,7 +223,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--replay-threads", type=int, default=None, help="the daemon's --replay-threads")
+    parser.add_argument("--engine-only", action="store_true", help="tree against alias table, engine alone")
+    parser.add_argument("--rounds", type=int, default=3, help="--engine-only: turns of each sampler")
     arguments = parser.parse_args()
+    if arguments.engine_only:
+        result = engine_only(arguments.events, arguments.items, arguments.rounds)
+        for key, value in result.items():
+            if key != "profile":
+                print(f"{key}: {value}")
+        return 0
     state = Path(tempfile.mkdtemp(prefix="streamer-spare-"))
     try:
         extra = {} if arguments.replay_threads is None else {"replay_threads": arguments.replay_threads}

@@ -27,7 +27,7 @@ import math
 import numba
 import numpy as np
 
-from streamer.core.noise import noise_weight, set_weight
+from streamer.core.noise import alias_sample_many, noise_weight, set_weight
 from streamer.core.random import next_below, next_unit
 from streamer.core.sessions import EVENT_ACCEPTED, EVENT_LATE, open_session, push_ring, sweeps_due
 from streamer.core.sgns import DIRTY_STATE, ITEM_LIVE, ITEM_NEW, blend_row, draw_negatives, initialise_row, pair_scratch, train_pair
@@ -123,17 +123,18 @@ def _remember(replay, first, second):
 
 
 @numba.njit(cache=True, nogil=True)
-def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
+def replay_pairs(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None, table=None):
     """Train ``how_many`` pairs drawn uniformly from the replay buffer, both directions (full weight forward,
     ``backward_weight`` backward: the buffer already holds pairs in proportion to their distance weight);
-    counted in ``COUNTER_REPLAYED``."""
-    done = replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work)
+    counted in ``COUNTER_REPLAYED``. Negatives come from the noise tree, or with ``table`` (owed replay paid
+    in spare time) from that alias table of the same distribution (:func:`streamer.core.noise.alias_build`)."""
+    done = replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work, table)
     replay.counters[COUNTER_REPLAYED] += done
     return done
 
 
 @numba.njit(cache=True, nogil=True)
-def replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None):
+def replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives, work=None, table=None):
     """``replay_pairs`` without the count (several threads draw at once: ``parallel.replay_threads``)."""
     fill = replay.counters[COUNTER_FILL]
     if fill == 0:
@@ -145,7 +146,11 @@ def replay_draws(items, replay, hyper, how_many, rng, slot, gradient, negatives,
         first, second = pairs[position, 0], pairs[position, 1]
         if first < 0 or second < 0 or status[first] != ITEM_LIVE or status[second] != ITEM_LIVE:
             continue
-        block = _draw(items, negatives, rng, slot, work)
+        block = 0
+        if table is None:
+            block = _draw(items, negatives, rng, slot, work)
+        else:
+            alias_sample_many(table, negatives, rng, slot)
         _pair(items, first, second, negatives, hyper.learning_rate, gradient, work, block, 1.0, hyper.backward_weight)
         done += 1
     return done

@@ -5,6 +5,13 @@ for items with a positive count and 0 otherwise (free, retired or never-seen row
 Updating one weight and drawing one sample both cost O(log V) (a draw of many samples descends for all
 of them level by level, see :func:`fenwick_sample_many`); growing the table rebuilds it in
 O(V) (amortised O(1) per item with capacity doubling). All functions are numba nopython.
+
+While a replay debt is paid the counts do not move (replay trains, it does not count), so the same
+distribution is drawn in O(1) from an alias table (Walker's method, built in O(V) by Vose's algorithm:
+:func:`alias_build`, :func:`alias_sample_many`), as gensim draws from a cumulative table built once per
+vocabulary: no descent, one cache line per draw. Its columns are the rows with a positive weight when it
+was built, so a row free or retired then is never drawn; :class:`streamer.core.replay_debt.ReplayDebt`
+decides when it is stale (rebuilt when rows were released or the counts moved, see there).
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from streamer.core.random import next_unit
+from streamer.core.random import next_u64, next_unit
 
 __all__ = ["noise_weight", "fenwick_add", "fenwick_mark_ancestors", "fenwick_build", "fenwick_total", "fenwick_sample", "fenwick_sample_many",
-           "set_weight"]
+           "set_weight", "alias_build", "alias_sample_many"]
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -145,6 +155,58 @@ def fenwick_sample_many(tree, weights, out, rng, slot):
             for again in range(count):
                 out[again] = fenwick_sample(tree, weights, rng, slot)
             return
+
+
+@numba.njit(cache=True, nogil=True)
+def alias_build(weights):
+    """An alias table of ``weights`` (Vose): uint64 ``(columns, 2)``, one column per row with a positive weight;
+    column c keeps its own row with probability ``table[c, 0] / 2**32`` and its alias otherwise, the two rows
+    packed in ``table[c, 1]`` (own in the low 32 bits, alias in the high). Drawing a uniform column and then
+    that coin gives row ``i`` with probability ``weights[i] / sum(weights)``."""
+    rows = np.flatnonzero(weights > 0.0)
+    columns = rows.shape[0]
+    table = np.zeros((columns, 2), np.uint64)
+    if columns == 0:
+        return table
+    scaled = weights[rows] * (columns / weights[rows].sum())
+    keep, other = np.ones(columns), rows.copy()
+    small, large = np.empty(columns, np.int64), np.empty(columns, np.int64)
+    smalls, larges = 0, 0
+    for column in range(columns):
+        if scaled[column] < 1.0:
+            small[smalls], smalls = column, smalls + 1
+        else:
+            large[larges], larges = column, larges + 1
+    while smalls and larges:
+        smalls, larges = smalls - 1, larges - 1
+        light, heavy = small[smalls], large[larges]
+        keep[light], other[light] = scaled[light], rows[heavy]
+        scaled[heavy] = (scaled[heavy] + scaled[light]) - 1.0
+        if scaled[heavy] < 1.0:
+            small[smalls], smalls = heavy, smalls + 1
+        else:
+            large[larges], larges = heavy, larges + 1
+    # what is left (larges, or smalls by rounding) keeps its own row: keep stays 1
+    for column in range(columns):
+        table[column, 0] = np.uint64(min(keep[column], 1.0) * 4294967296.0)
+        table[column, 1] = np.uint64(rows[column]) | (np.uint64(other[column]) << _SHIFT32)
+    return table
+
+
+@numba.njit(cache=True, nogil=True)
+def alias_sample_many(table, out, rng, slot):
+    """Fill ``out`` with rows drawn from an :func:`alias_build` table (-1 if it is empty), one 64-bit random
+    number a draw: the column from its high 32 bits (multiply-shift), the coin from its low 32 bits."""
+    columns = np.uint64(table.shape[0])
+    if columns == 0:
+        out[:] = -1
+        return
+    for position in range(out.shape[0]):
+        value = next_u64(rng, slot)
+        column = ((value >> _SHIFT32) * columns) >> _SHIFT32
+        packed = table[column, 1]
+        own = (value & _LOW32) < table[column, 0]
+        out[position] = np.int64(packed & _LOW32) if own else np.int64(packed >> _SHIFT32)
 
 
 def target_distribution(counts: np.ndarray, alpha: float) -> np.ndarray:

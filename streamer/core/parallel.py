@@ -143,7 +143,7 @@ REPLAY_PART = 256  # replay draws per part (each part has its own random stream;
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _replay_parts(items, replay, hyper, rng, draws, part_size):
+def _replay_parts(items, replay, hyper, rng, draws, part_size, table):
     """Part p makes draws [p * part_size, (p + 1) * part_size) with ``replay_draws`` (pairs, negatives and
     updates) from its own random stream, seeded from stream 0: nothing is recorded or drawn serially, and the
     draws do not depend on which thread runs which part."""
@@ -156,16 +156,19 @@ def _replay_parts(items, replay, hyper, rng, draws, part_size):
         gradient = pair_scratch(items.vectors_in.shape[1], hyper.negative)
         negatives = np.empty(hyper.negative, np.int64)
         share = min(part_size, draws - part * part_size)
-        done[part] = replay_draws(items, replay, hyper, share, streams, part * STREAM_STRIDE, gradient, negatives, None)
+        done[part] = replay_draws(items, replay, hyper, share, streams, part * STREAM_STRIDE, gradient, negatives, None,
+                                  table)
     total = done.sum()
     replay.counters[COUNTER_REPLAYED] += total
     return total
 
 
-def replay_threads(items, replay, hyper, rng, threads: int, max_pairs: int, part_size: int = REPLAY_PART) -> int:
+def replay_threads(items, replay, hyper, rng, threads: int, max_pairs: int, part_size: int = REPLAY_PART,
+                   table=None) -> int:
     """``replay_pairs`` on ``threads`` threads (0 = all of numba's; Hogwild, as learning with several workers): ``max_pairs`` draws
     from the buffer in parts of ``part_size``, shared out between the threads (numba's static schedule: a core
     another process holds slows the whole call). Returns the pairs trained (draws of released pairs are skipped,
-    as with one thread). The draws depend only on the state and ``part_size``; the vectors also on thread timing."""
+    as with one thread). The draws depend only on the state and ``part_size``; the vectors also on thread timing.
+    ``table``: negatives from that alias table instead of the noise tree (see ``learning.replay_pairs``)."""
     use_threads(threads or numba.config.NUMBA_NUM_THREADS)
-    return int(_replay_parts(items, replay, hyper, rng, int(max_pairs), int(part_size)))
+    return int(_replay_parts(items, replay, hyper, rng, int(max_pairs), int(part_size), table))

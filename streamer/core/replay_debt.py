@@ -10,6 +10,12 @@ only the last buffer's (drawn uniformly over the whole backlog: measured closer 
 draws that follow the learning order). The debt is capped at ``replay_passes`` draws per logged pair; the log is saved
 in checkpoints with the debt.
 
+Owed draws take their negatives from an alias table of the noise distribution (O(1) a negative instead of a
+Fenwick descent: :func:`streamer.core.noise.alias_build`). Replay does not count, so while the daemon only
+pays, the distribution stands still; the table is rebuilt when rows were released since it was built (a
+free or reused row must not be drawn with its old weight) or the events counted grew by ``ALIAS_DRIFT``
+(new items and moved counts reach it by then), and dropped when the debt is paid.
+
 >>> debt = ReplayDebt(passes=2, buffer=10)
 >>> debt.accrue(3), debt.accrue(1000), debt.pay(5), debt.pay(None), debt.owed
 (6, 1280, 5, 1275, 0)
@@ -20,12 +26,14 @@ from __future__ import annotations
 import numpy as np
 
 from streamer.core.learning import replay_pairs
+from streamer.core.noise import alias_build
 from streamer.core.parallel import replay_threads
 from streamer.core.sgns import pair_scratch
 
-__all__ = ["LOG_FACTOR", "ReplayDebt", "draw_replay"]
+__all__ = ["ALIAS_DRIFT", "LOG_FACTOR", "ReplayDebt", "draw_replay"]
 
 LOG_FACTOR = 64  # the backlog log keeps up to this many replay buffers of pairs (8 bytes each)
+ALIAS_DRIFT = 0.01  # the alias table is rebuilt once the events counted grew by this share since its build
 
 
 class ReplayDebt:
@@ -44,6 +52,16 @@ class ReplayDebt:
     def clear_log(self) -> None:
         self._log, self._fill, self._seen = np.empty((0, 2), np.int32), 0, 0
         self.version += 1
+        self._table, self._built = None, (0, -1)
+
+    def noise_table(self, weights: np.ndarray, counted: int, releases: int) -> np.ndarray:
+        """The alias table owed draws take negatives from: the one built from ``weights`` earlier, unless rows
+        were released since (``releases``, the item table's count, changed) or ``counted`` (events counted so
+        far) grew by more than ``ALIAS_DRIFT`` since; then it is built again from ``weights`` now."""
+        built_counted, built_releases = self._built
+        if self._table is None or releases != built_releases or counted - built_counted > ALIAS_DRIFT * built_counted:
+            self._table, self._built = alias_build(weights), (counted, releases)
+        return self._table
 
     def log(self) -> np.ndarray | None:
         """All logged pairs (rows ``(first, second)``), or None when the log is empty."""
@@ -91,13 +109,15 @@ class ReplayDebt:
         return draws
 
 
-def draw_replay(item_arrays, replay, hyper, rng, threads: int, vector_size: int, negative: int, count: int) -> int:
+def draw_replay(item_arrays, replay, hyper, rng, threads: int, vector_size: int, negative: int, count: int,
+                table: np.ndarray | None = None) -> int:
     """Train ``count`` pairs drawn from the replay buffer (on ``threads`` threads unless 1; 0 = every core numba
-    uses); pairs trained. One thread is the deterministic path (the same draws from the same state)."""
+    uses), negatives from ``table`` (an alias table) or else the noise tree; pairs trained. One thread is the
+    deterministic path (the same draws from the same state)."""
     if count <= 0:
         return 0
     if threads != 1:
-        return replay_threads(item_arrays, replay, hyper, rng, threads, int(count))
+        return replay_threads(item_arrays, replay, hyper, rng, threads, int(count), table=table)
     gradient = pair_scratch(vector_size, negative)
     negatives = np.empty(negative, np.int64)
-    return int(replay_pairs(item_arrays, replay, hyper, int(count), rng, 0, gradient, negatives, None))
+    return int(replay_pairs(item_arrays, replay, hyper, int(count), rng, 0, gradient, negatives, None, table))

@@ -17,7 +17,7 @@ import numpy as np
 
 from streamer.core.batches import BatchLearning, LearnReport
 from streamer.core.delta import start_tracking
-from streamer.core.learning import COUNTER_FILL, COUNTER_REPLAYED, COUNTER_SIZE, Hyper, ReplayArrays
+from streamer.core.learning import COUNTER_FILL, COUNTER_REPLAYED, COUNTER_SIZE, COUNTER_TOTAL, Hyper, ReplayArrays
 from streamer.core.lifecycle import evict_least_used, release_rows, upsert_items
 from streamer.core.overlap import Overlap
 from streamer.core.parallel import new_work, rng_streams
@@ -123,8 +123,11 @@ class Trainer(Serving, BatchLearning):
             counters[COUNTER_FILL] = len(logged)
             source = ReplayArrays(logged, counters)
         threads = settings.workers if threads is None else max(0, int(threads))
-        trained = draw_replay(self._items.arrays, source, self._hyper, self._rng, threads, settings.vector_size,
-                              settings.negative, draws)
+        arrays = self._items.arrays  # negatives from an alias table of the noise distribution (replay_debt)
+        table = self._debt.noise_table(arrays.noise_weights, int(self._replay.counters[COUNTER_TOTAL]),
+                                       self._items.releases) if draws > 0 else None
+        trained = draw_replay(arrays, source, self._hyper, self._rng, threads, settings.vector_size,
+                              settings.negative, draws, table)
         if logged is not None:
             self._replay.counters[COUNTER_REPLAYED] += source.counters[COUNTER_REPLAYED]
         if not self._debt.owed:

@@ -109,6 +109,7 @@ class ItemTable:
         self.attribute_index: dict[tuple[str, str], set[str]] = {}
         self.leaders: dict[tuple[str, str], Leaders] = {}  # attribute -> its most frequent rows
         self.retired: set[str] = set()
+        self.releases = 0  # calls of release: a sampler built from the noise weights before one is stale
         self.forget_changes()
 
     def forget_changes(self) -> None:
@@ -189,6 +190,7 @@ class ItemTable:
         """Free ``rows`` (their ids are forgotten; weights leave the noise tree). Returns the ids."""
         arrays = self.arrays
         ids = []
+        self.releases += 1
         for row in rows.tolist():
             item = self.ids[row]
             ids.append(item)

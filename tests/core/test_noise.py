@@ -74,3 +74,44 @@ def test_many_draws_side_by_side_equal_one_by_one(zero_every):
     empty = np.empty(5, np.int64)
     fenwick_sample_many(np.zeros(9), np.zeros(8), empty, side_by_side, 0)
     assert empty.tolist() == [-1] * 5
+
+
+def _zipf_weights(rows: int = 3000, seed: int = 2) -> np.ndarray:
+    counts = np.random.default_rng(seed).zipf(1.5, rows).astype(np.int64)
+    counts[::9] = 0  # free, retired or never-seen rows
+    return np.where(counts > 0, counts.astype(np.float64) ** 0.75, 0.0)
+
+
+def test_alias_table_draws_the_trees_distribution():
+    """Chi-square against the exact distribution, and the total-variation distance to the tree's own sample of
+    the same size: the alias table samples what the Fenwick tree samples."""
+    from streamer.core.noise import alias_build, alias_sample_many
+
+    weights = _zipf_weights()
+    tree = np.zeros(weights.size + 1)
+    fenwick_build(tree, weights)
+    draws = 400_000
+    from_alias, from_tree = np.empty(draws, np.int64), np.empty(draws, np.int64)
+    alias_sample_many(alias_build(weights), from_alias, new_state(7), 0)
+    fenwick_sample_many(tree, weights, from_tree, new_state(7), 0)
+    expected = weights / weights.sum()
+    observed = np.bincount(from_alias, minlength=weights.size)
+    heavy = expected * draws >= 20  # chi-square over the cells with room for it, the light tail pooled
+    cells = np.append(observed[heavy], observed[~heavy].sum())
+    wanted = np.append(expected[heavy], expected[~heavy].sum()) * draws
+    chi_square, freedom = ((cells - wanted) ** 2 / wanted).sum(), cells.size - 1
+    assert chi_square < freedom + 5 * np.sqrt(2 * freedom)  # ~5 sigma
+    tree_distance = 0.5 * np.abs(np.bincount(from_tree, minlength=weights.size) / draws - expected).sum()
+    alias_distance = 0.5 * np.abs(observed / draws - expected).sum()
+    assert alias_distance < 1.5 * tree_distance + 0.002
+    assert observed[weights == 0].sum() == 0  # rows without weight are never drawn
+
+
+def test_alias_table_of_nothing_draws_nothing_and_one_row_always_that_row():
+    from streamer.core.noise import alias_build, alias_sample_many
+
+    out = np.zeros(5, np.int64)
+    alias_sample_many(alias_build(np.zeros(6)), out, new_state(1), 0)
+    assert out.tolist() == [-1] * 5
+    alias_sample_many(alias_build(np.array([0.0, 0.0, 3.0, 0.0])), out, new_state(1), 0)
+    assert out.tolist() == [2] * 5

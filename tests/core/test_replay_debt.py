@@ -150,3 +150,56 @@ def test_each_part_draws_from_its_own_stream_seeded_from_stream_zero():
     trainer.replay(3 * parallel.REPLAY_PART, threads=2)
     with np.errstate(over="ignore"):
         assert trainer._rng[0] == fresh._rng[0] + np.uint64(3) * _GOLDEN
+
+
+def test_owed_replay_draws_negatives_from_an_alias_table_kept_until_the_counts_drift():
+    from streamer.core import replay_debt
+    from streamer.core.learning import COUNTER_TOTAL
+
+    trainer = _owing()
+    trainer.replay(10)
+    table = trainer._debt._table
+    assert table is not None and table.shape[0] == np.count_nonzero(trainer._items.arrays.noise_weights)
+    trainer.replay(10)
+    assert trainer._debt._table is table  # nothing counted, nothing released: the same table
+    counted = int(trainer._replay.counters[COUNTER_TOTAL])
+    few = clustered_events(sessions=1, seed=9, start=1e6)
+    assert len(few) < replay_debt.ALIAS_DRIFT * counted
+    trainer.learn(few, replay=False)
+    trainer.replay(10)
+    assert trainer._debt._table is table  # a few events: within the drift
+    trainer.learn(clustered_events(sessions=40, seed=10, start=2e6), replay=False)
+    trainer.replay(10)
+    assert trainer._debt._table is not table  # more than ALIAS_DRIFT of the counts: built again
+    trainer.replay()
+    assert trainer._debt._table is None  # paid: dropped
+
+
+def test_a_release_rebuilds_the_alias_table_and_the_retired_row_is_never_drawn():
+    from streamer.core.noise import alias_sample_many
+    from streamer.core.random import new_state
+
+    trainer = _owing()
+    trainer.replay(10)
+    before = trainer._debt._table
+    item = trainer.item_ids()[0]
+    row = trainer._items.rows[item]
+    trainer.catalog([{"op": "retire", "item": item}])
+    trainer.replay(10)
+    table = trainer._debt._table
+    assert table is not before and table.shape[0] == before.shape[0] - 1
+    drawn = np.empty(200_000, np.int64)
+    alias_sample_many(table, drawn, new_state(3), 0)
+    assert row not in set(drawn.tolist())
+    assert np.all(trainer._items.arrays.noise_weights[drawn] > 0)
+
+
+def test_paying_the_debt_from_the_alias_table_learns_the_clusters_as_inline_replay_does():
+    from tests.core.test_workers import cluster_precision
+
+    inline = Trainer(**{**KNOBS, "replay_buffer": 100_000})
+    inline.learn(clustered_events(sessions=200))
+    owed = _owing()
+    owed.replay()
+    assert cluster_precision(owed) > 0.9  # chance is 7/39 ~ 0.18
+    assert cluster_precision(owed) > cluster_precision(inline) - 0.05
