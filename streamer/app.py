@@ -1,8 +1,8 @@
 """The daemon process: a standby until it holds the namespace lease, then the lease holder's loop.
 
 :class:`Daemon` waits as a standby until it holds the namespace lease, then :class:`streamer.loop.ActiveLoop`
-runs the loop (poll → decode → validate → learn → mark dirty → flush to Redis → checkpoint → commit) until a
-stop is requested (SIGTERM/SIGINT) or the lease is lost; a lost lease sends it back to standby.
+runs the loop (poll → decode → validate → learn → mark dirty → flush → checkpoint → commit) until a stop is
+requested (SIGTERM/SIGINT) or the lease is lost; a lost lease sends it back to standby.
 """
 
 from __future__ import annotations

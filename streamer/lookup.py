@@ -3,7 +3,8 @@
 The layout is the one in :mod:`streamer.keys` (``{ns}:item:{id}`` hashes, ``{ns}:nn:{id}`` sorted sets,
 ``{ns}:user:{id}`` strings, ``{ns}:meta``). The client connects lazily, reads ``{ns}:meta`` once to learn
 the vector size, checks the length of every blob it decodes, answers ``None`` (or ``[]``) for anything
-that is not published, and turns every Redis failure into a :class:`LookupClientError`.
+that is not published, and turns every Redis failure into a :class:`LookupClientError`. The wire side (errors,
+encoded commands, parsed replies) is :mod:`streamer.lookup_protocol`.
 
 >>> lookup = Lookup("redis://127.0.0.1:6379/0", namespace="i2v")        # doctest: +SKIP
 >>> lookup.vector("sku-1")                                                # doctest: +SKIP
@@ -15,7 +16,6 @@ array([ 0.12, -0.03, ...], dtype=float32)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import redis
@@ -23,8 +23,11 @@ from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from streamer.errors import StreamerError
-from streamer.keys import DTYPE, FIELD_VECTOR, WIRE_DTYPE, Keys, encode_vector
+from streamer.keys import DTYPE, WIRE_DTYPE, Keys, encode_vector
+from streamer.lookup_protocol import (HGET_VECTOR, CorruptMeta, CorruptVector, IndexNotFound, LookupClientError,
+                                      LookupUnavailable, NamespaceNotFound, PublishedMeta, SearchUnavailable,
+                                      WrongVectorSize, encode_command, encode_vector_reads, knn_search_arguments,
+                                      parse_knn_reply, parse_meta, parse_scored_members)
 
 __all__ = [
     "CorruptMeta",
@@ -46,134 +49,6 @@ __all__ = [
 ]
 
 _CONNECTION_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError)
-
-
-class LookupClientError(StreamerError):
-    """Root of every error the lookup client raises."""
-
-
-class LookupUnavailable(LookupClientError):
-    """Redis could not be reached, or did not answer in time."""
-
-
-class NamespaceNotFound(LookupClientError):
-    """``{ns}:meta`` does not exist: nothing has been published under this namespace."""
-
-
-class CorruptMeta(LookupClientError):
-    """``{ns}:meta`` exists but is malformed or describes a layout this client cannot read."""
-
-
-class CorruptVector(LookupClientError):
-    """A stored vector blob does not have ``vector_size * 4`` bytes."""
-
-
-class WrongVectorSize(LookupClientError, ValueError):
-    """A query vector does not have the namespace's ``vector_size``."""
-
-
-class SearchUnavailable(LookupClientError):
-    """The server has no search module (Redis Stack / Redis 8), so vector queries are impossible."""
-
-
-class IndexNotFound(SearchUnavailable):
-    """The server has the search module but the namespace's vector index was never created."""
-
-
-@dataclass(frozen=True)
-class PublishedMeta:
-    """What ``{ns}:meta`` says about the published model."""
-
-    vector_size: int
-    dtype: str
-    normalised: bool | None
-    model_version: str | None
-    model_id: str | None
-    item_count: int | None
-    last_flush: float | None
-
-
-def _text(fields: dict, name: str) -> str | None:
-    value = fields.get(name.encode(), fields.get(name))
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
-
-
-def parse_meta(fields: dict, namespace: str = "i2v") -> PublishedMeta:
-    """A :class:`PublishedMeta` from the raw ``HGETALL {ns}:meta`` reply (bytes or str keys)."""
-    if not fields:
-        raise NamespaceNotFound(f"nothing published under namespace {namespace!r}: {namespace}:meta does not exist")
-    try:
-        vector_size = int(_text(fields, "vector_size"))
-        item_count = _text(fields, "item_count")
-        last_flush = _text(fields, "last_flush")
-        normalised = _text(fields, "normalised")
-        meta = PublishedMeta(
-            vector_size=vector_size,
-            dtype=_text(fields, "dtype") or DTYPE,
-            normalised=None if normalised is None else normalised.lower() in ("1", "true", "yes"),
-            model_version=_text(fields, "model_version"),
-            model_id=_text(fields, "model_id"),
-            item_count=None if item_count is None else int(item_count),
-            last_flush=None if last_flush is None else float(last_flush),
-        )
-    except (TypeError, ValueError) as error:
-        raise CorruptMeta(f"{namespace}:meta is malformed ({error}): {fields!r}") from error
-    if meta.vector_size <= 0 or meta.dtype != DTYPE:
-        raise CorruptMeta(f"{namespace}:meta describes vector_size={meta.vector_size} dtype={meta.dtype!r}; "
-                          f"this client reads positive sizes of {DTYPE} only")
-    return meta
-
-
-def parse_scored_members(reply) -> list[tuple[str, float]]:
-    """``[(member, score), ...]`` from a ``WITHSCORES`` reply: RESP2 flat list or RESP3 pairs."""
-    if not reply:
-        return []
-    if isinstance(reply[0], (list, tuple)):
-        return [(member.decode(), float(score)) for member, score in reply]
-    return [(member.decode(), float(score)) for member, score in zip(reply[0::2], reply[1::2])]
-
-
-def knn_search_arguments(index: str, query_vector: bytes, k: int) -> list:
-    """``FT.SEARCH`` arguments for the ``k`` nearest item hashes to ``query_vector`` (cosine)."""
-    return [
-        "FT.SEARCH", index, f"*=>[KNN {int(k)} @{FIELD_VECTOR} $query AS distance]",
-        "PARAMS", "2", "query", query_vector,
-        "SORTBY", "distance", "ASC", "RETURN", "1", "distance", "LIMIT", "0", str(int(k)), "DIALECT", "2",
-    ]
-
-
-def parse_knn_reply(reply, keys: Keys) -> list[tuple[str, float]]:
-    """``[(item, cosine similarity), ...]`` from an ``FT.SEARCH`` KNN reply (RESP2 list or RESP3 map)."""
-    if isinstance(reply, dict):
-        rows = [(row[b"id"], row[b"extra_attributes"]) for row in reply.get(b"results", [])]
-    else:
-        rows = [(reply[position], dict(zip(reply[position + 1][0::2], reply[position + 1][1::2])))
-                for position in range(1, len(reply), 2)]
-    return [(keys.item_id(key), 1.0 - float(attributes[b"distance"])) for key, attributes in rows]
-
-
-def encode_command(arguments: Sequence) -> bytes:
-    """One command in the Redis wire protocol (RESP); arguments are str, bytes, int or float."""
-    parts = [b"*%d\r\n" % len(arguments)]
-    for argument in arguments:
-        if isinstance(argument, str):
-            argument = argument.encode()
-        elif isinstance(argument, int):
-            argument = b"%d" % argument
-        elif isinstance(argument, float):
-            argument = repr(argument).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(argument), argument))
-    return b"".join(parts)
-
-
-_FIELD_VECTOR = FIELD_VECTOR.encode()
-# ``HGET <key> vec`` on the wire, with the key left as a %-template: ``_HGET_VECTOR % (len(key), key)``
-_HGET_VECTOR = b"*3\r\n$4\r\nHGET\r\n$%%d\r\n%%s\r\n$%d\r\n%s\r\n" % (len(_FIELD_VECTOR), _FIELD_VECTOR)
-
-
-def encode_vector_reads(keys: Iterable[bytes]) -> bytes:
-    """``HGET key vec`` for every key, in the wire protocol: the whole batch of :meth:`Lookup.vectors`."""
-    return b"".join([_HGET_VECTOR % (len(key), key) for key in keys])
 
 
 def _default_client(redis_url: str, timeout: float) -> redis.Redis:
@@ -263,7 +138,7 @@ class Lookup:
         if self._blob_size is None:
             self.meta()
         key = (self._item_prefix + str(item)).encode()
-        return self._decode(self._round_trip(_HGET_VECTOR % (len(key), key), 1, "HGET")[0], key)
+        return self._decode(self._round_trip(HGET_VECTOR % (len(key), key), 1, "HGET")[0], key)
 
     def vectors(self, items: Iterable[str]) -> list[np.ndarray | None]:
         """Vectors of many items in one pipelined round trip; ``None`` where an item is not published."""

@@ -1,4 +1,4 @@
-"""The lease holder's loop: poll → decode → validate → learn → mark dirty → flush to Redis → checkpoint → commit.
+"""The lease holder's loop: poll → decode → validate → learn → mark dirty → flush → checkpoint → commit.
 
 Flushes are snapshots (ids + copied vectors) written to Redis by a publisher thread (:mod:`streamer.io.publisher`)
 while the loop learns on (:mod:`streamer.flushing`); spare time pays the replay debt (:mod:`streamer.spare_time`).

@@ -7,7 +7,8 @@ survive failed flushes, so while Redis is down training goes on and everything l
 When the Redis server restarted (a new ``run_id``, seen by the daemon's lease renewer even while idle),
 :meth:`RedisSink.republish_all` queues every item and user again; each flush takes at most a batch of
 the queue (:meth:`RedisSink.feed_republish`), so learning goes on meanwhile, and what is left of it is
-pending in every checkpoint (a kill mid-way loses none). The scripts, the snapshot and the connection: :mod:`streamer.io.redis_writes`.
+pending in every checkpoint (a kill mid-way loses none). The scripts, the snapshot and the connection are in
+:mod:`streamer.io.redis_writes`.
 """
 
 from __future__ import annotations

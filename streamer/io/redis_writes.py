@@ -18,7 +18,8 @@ from streamer.errors import StreamerError
 from streamer.io.lease import FENCE_CHECK
 from streamer.keys import DTYPE, FIELD_UPDATED_AT, FIELD_VECTOR, FIELD_VERSION, Keys, encode_vector
 
-__all__ = ["FencedError", "FlushResult", "Snapshot", "connect_redis", "SCRIPTS", "item_calls", "user_calls", "meta_call"]
+__all__ = ["FencedError", "FlushResult", "Snapshot", "connect_redis", "SCRIPTS", "item_calls", "user_calls",
+           "meta_call"]
 
 BATCH = 256  # keys per script call
 
