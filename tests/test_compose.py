@@ -156,12 +156,13 @@ def test_the_numba_cache_is_filled_in_the_image_and_kept_on_a_compose_volume(com
 
 # Reads the cache the Dockerfile's build step filled: every kernel the daemon's warm-up calls is a cache hit.
 LOADS_FROM_CACHE = """
-from streamer.core import learning, noise, sgns
+from streamer.core import learning, noise, scoring, sgns
 from streamer.core.settings import TrainerSettings
 from streamer.core.warmup import warm_up
 
 warm_up(TrainerSettings())
-for kernel in (learning.learn_events, learning.replay_pairs, sgns.initialise_rows, noise.fenwick_build):
+for kernel in (learning.learn_events, learning.replay_pairs, sgns.initialise_rows, noise.fenwick_build,
+               scoring.select_top, scoring.prior_counts):
     stats = kernel.stats
     assert sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values()), (kernel, stats)
 """

@@ -18,11 +18,10 @@ import numpy as np
 from streamer.core.publishing import ListedRows, PublishedVectors
 from streamer.core.sgns import DIRTY_SERVED, ITEM_LIVE
 from streamer.core.similar_items import SimilarItems
-from streamer.core.similarity import score_candidates, top_k
 
 __all__ = ["Serving"]
 
-EXACT_CHUNK = 32  # queries scored against every item together (32 x items floats)
+EXACT_CHUNK = 32  # queries scored against every item together (their extra terms: 32 x items floats)
 QUERY_CHUNK = 256  # queries scored together (bounds the candidate matrices: 256 x 1,088 x vector_size floats)
 
 
@@ -94,20 +93,12 @@ class Serving:
         return np.vstack([rows for rows, _ in parts]), np.vstack([scores for _, scores in parts])
 
     def _exact_top(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        candidates = self._items.live_rows()
-        rows = np.full((queries.size, k), -1, np.int64)
-        scores = np.full((queries.size, k), -np.inf, np.float32)
-        for start in range(0, queries.size, EXACT_CHUNK):
-            chunk = queries[start:start + EXACT_CHUNK]
-            matrix = score_candidates(self._items.arrays, chunk, candidates, self.settings, self._watermark)
-            self._similar.add_terms(chunk, candidates, matrix)
-            for offset, query in enumerate(chunk.tolist()):
-                row_scores = matrix[offset]
-                row_scores[candidates == query] = -np.inf
-                best = [c for c in top_k(row_scores, k + 1).tolist() if candidates[c] != query][:k]
-                rows[start + offset, :len(best)] = candidates[best]
-                scores[start + offset, :len(best)] = row_scores[best]
-        return rows, scores
+        """Every live row is a candidate of every query (the same compiled score and selection as the index's)."""
+        candidates, none = self._items.live_rows(), np.zeros((0, 0), np.int64)
+        parts = [self._similar.best(self._items.arrays, chunk, none.reshape(chunk.size, 0), candidates, k, self.settings,
+                                    self._watermark)
+                 for chunk in (queries[start:start + EXACT_CHUNK] for start in range(0, queries.size, EXACT_CHUNK))]
+        return np.vstack([rows for rows, _ in parts]), np.vstack([scores for _, scores in parts])
 
     def neighbour_lists(self, items: list[str], k: int) -> list[list[tuple[str, float]]]:
         """``most_similar_many(items, k)`` for publishing: the lists' rows are remembered (see ``take_lists_due``)."""

@@ -1,9 +1,9 @@
 """``most_similar`` at catalog scale: candidate sources → the full score → top k.
 
-The full score (:func:`streamer.core.similarity.score_candidates`) has a popularity term that the cosine
-of the served vectors knows nothing about, so no cosine index alone finds its top k (measured: 22% of the
-exact top 10 on a Zipf catalog). :class:`SimilarItems` therefore asks several *candidate sources* and
-re-scores their union exactly:
+The full score (:mod:`streamer.core.scoring`) has a popularity term that the cosine of the served vectors
+knows nothing about, so no cosine index alone finds its top k (measured: 22% of the exact top 10 on a Zipf
+catalog). :class:`SimilarItems` therefore asks several *candidate sources* and re-scores their union exactly,
+in one compiled pass per batch of queries (:func:`streamer.core.scoring.select_top`):
 
 - ``index``: the ``index_candidates`` best rows of an inner-product index over *score keys*
   (:func:`~streamer.core.similarity.score_keys`: the query's key times an item's key is the full score, so the
@@ -16,9 +16,10 @@ re-scores their union exactly:
 
 and any source added to :attr:`SimilarItems.sources`: a callable ``(engine_arrays, query_rows)`` returning
 either (len(query_rows), m) rows, one list per query, or (n,) rows shared by every query; -1 for none.
-Candidates that are the query itself, repeated, or not live score -inf. :attr:`SimilarItems.terms` holds extra
+Candidates that are the query itself, repeated, or not live are dropped. :attr:`SimilarItems.terms` holds extra
 score terms, callables ``(query_rows, candidate_rows)`` -> a (q, n) float32 matrix added to the full score, or
-None (the catalog's attribute term, :mod:`streamer.core.attributes`).
+None (the catalog's attribute term, :mod:`streamer.core.attributes`); the kernel adds their sum before it
+chooses the top k.
 
 The index follows the vectors incrementally (:meth:`SimilarItems.sync`, before each query batch): rows
 whose ``DIRTY_INDEX`` bit is set are re-indexed when their key moved by more than ``move_threshold``
@@ -34,7 +35,9 @@ import numpy as np
 
 from streamer.core.neighbours import NeighbourIndex, moved_rows
 from streamer.core.sgns import DIRTY_INDEX, ITEM_LIVE
-from streamer.core.similarity import key_direction, key_size, popularity_counts, score_candidates, score_keys, score_queries
+from streamer.core.scoring import select_top
+from streamer.core.similarity import (key_direction, key_size, popularity_counts, prior_decay, score_keys, score_queries,
+                                      score_weights)
 
 __all__ = ["SimilarItems"]
 
@@ -58,6 +61,7 @@ class SimilarItems:
         self._popular: np.ndarray | None = None
         self.index_size_hint = 0  # live items at the last popular refresh
         self._popular_at = -1
+        self._marks = np.zeros(0, np.uint8)  # the scoring kernel's scratch: one byte per row, all 0
 
     # ---- keeping the index up to date -----------------------------------------------------------------
 
@@ -172,33 +176,35 @@ class SimilarItems:
         per_query = np.hstack(per_query) if per_query else np.zeros((queries.size, 0), np.int64)
         return per_query, np.unique(np.concatenate(shared)) if shared else np.zeros(0, np.int64)
 
-    def add_terms(self, queries: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> None:
-        """Add every extra score term (:attr:`terms`) to ``scores`` in place."""
+    def extra_terms(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """The sum of the extra terms for ``candidates`` ((q, m) or (n,)) as float32 (q, m or n); (0, 0) when none
+        applies (the kernel's "no extra term")."""
+        total = None
         for term in self.terms:
             extra = term(queries, candidates)
             if extra is not None:
-                scores += extra
+                total = np.array(extra, np.float32) if total is None else total + extra
+        return np.zeros((0, 0), np.float32) if total is None else np.ascontiguousarray(total, np.float32)
 
     def top(self, arrays, queries: np.ndarray, k: int, settings, now: float) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` candidates of each query by the full score: (rows, scores), both (q, k), best
         first; rows -1 (score -inf) where fewer than ``k`` candidates were left."""
         per_query, shared = self.candidates(arrays, queries)
-        per_query = np.where(per_query < 0, queries[:, None], per_query)  # -1: the query itself, dropped below
-        scores = np.hstack([score_candidates(arrays, queries, per_query, settings, now),
-                            score_candidates(arrays, queries, shared, settings, now)])
-        candidates = np.hstack([per_query, np.broadcast_to(shared, (queries.size, shared.size))])
-        self.add_terms(queries, candidates, scores)
-        order = np.argsort(candidates, axis=1, kind="stable")
-        candidates, scores = np.take_along_axis(candidates, order, axis=1), np.take_along_axis(scores, order, axis=1)
-        invalid = candidates == queries[:, None]
-        invalid[:, 1:] |= candidates[:, 1:] == candidates[:, :-1]
-        invalid |= arrays.status[candidates] != ITEM_LIVE
-        scores[invalid] = -np.inf
-        width = min(k, scores.shape[1])
-        if width == 0:
-            return np.zeros((queries.size, 0), np.int64), np.zeros((queries.size, 0), np.float32)
-        best = np.argpartition(-scores, width - 1, axis=1)[:, :width]
-        best_scores, best_rows = np.take_along_axis(scores, best, axis=1), np.take_along_axis(candidates, best, axis=1)
-        within = np.lexsort((best_rows, -best_scores), axis=1)
-        best_scores, best_rows = np.take_along_axis(best_scores, within, axis=1), np.take_along_axis(best_rows, within, axis=1)
-        return np.where(np.isfinite(best_scores), best_rows, -1), best_scores
+        per_query = np.where(per_query < 0, queries[:, None], per_query)  # -1: the query itself, dropped
+        return self.best(arrays, queries, per_query, shared, k, settings, now)
+
+    def best(self, arrays, queries: np.ndarray, per_query: np.ndarray, shared: np.ndarray, k: int, settings,
+             now: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top` over given candidates (``per_query`` (q, m) rows, ``shared`` (n,) unique rows), scored and
+        selected in one compiled pass (:func:`streamer.core.scoring.select_top`), the extra terms included;
+        ``Trainer.most_similar(exact=True)`` passes every live row as ``shared``."""
+        queries = np.ascontiguousarray(queries, np.int64)
+        per_query = np.ascontiguousarray(per_query, np.int64)
+        shared = np.ascontiguousarray(shared, np.int64)
+        size = arrays.status.size
+        if self._marks.size < size:
+            self._marks = np.zeros(size, np.uint8)
+        return select_top(arrays.vectors_in, arrays.vectors_out, arrays.counts, arrays.recent, arrays.last_seen,
+                          arrays.status, score_weights(settings), prior_decay(settings.popularity_half_life, now),
+                          float(now), queries, per_query, shared, self.extra_terms(queries, per_query),
+                          self.extra_terms(queries, shared), int(k), self._marks)

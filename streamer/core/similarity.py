@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.core.scoring import prior_counts, score_matrix
+
 __all__ = ["popularity_counts", "score_candidates", "score_keys", "score_queries", "served_vectors", "top_k",
-           "normalise_rows", "key_direction", "key_size"]
+           "normalise_rows", "key_direction", "key_size",
+           "prior_decay", "score_weights"]
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -37,33 +40,34 @@ def served_vectors(arrays, rows: np.ndarray) -> np.ndarray:
     return np.add(arrays.vectors_in[rows], arrays.vectors_out[rows], dtype=np.float32)
 
 
+def prior_decay(half_life: float | None, now: float) -> float:
+    """The half-life the compiled prior takes (:func:`streamer.core.scoring.prior_count`): 0 for the cumulative
+    count (no half-life, or no event time yet)."""
+    return 0.0 if half_life is None or not np.isfinite(now) else float(half_life)
+
+
 def popularity_counts(arrays, candidates: np.ndarray, half_life: float | None, now: float) -> np.ndarray:
     """The prior's count of each candidate: cumulative, or decayed by ``half_life`` seconds up to ``now``."""
-    if half_life is None or not np.isfinite(now):
-        return arrays.counts[candidates].astype(np.float64)
-    age = np.maximum(now - arrays.last_seen[candidates], 0.0)
-    return arrays.recent[candidates] * np.exp2(-age / half_life)
+    rows = np.ascontiguousarray(candidates, np.int64)
+    return prior_counts(rows, arrays.counts, arrays.recent, arrays.last_seen, prior_decay(half_life, now), float(now))
+
+
+def score_weights(settings) -> np.ndarray:
+    """(dot_weight / 2, cosine_weight, popularity_weight) as float32: the weights the compiled score takes."""
+    return np.array([settings.dot_weight / 2.0, settings.cosine_weight, settings.popularity_weight], np.float32)
 
 
 def score_candidates(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float = np.inf) -> np.ndarray:
     """Scores (len(queries), len(candidates)) as float32; ``now`` is the event time the prior decays to.
 
     ``candidates`` is one array of rows shared by every query, or a (len(queries), m) matrix of rows, one
-    candidate list per query (the index's candidates); either way the same score."""
-    if candidates.ndim == 2:
-        return _score_per_query(arrays, queries, candidates, settings, now)
-    scores = np.zeros((queries.size, candidates.size), np.float32)
-    if settings.dot_weight:
-        forward = arrays.vectors_in[queries] @ arrays.vectors_out[candidates].T
-        backward = arrays.vectors_out[queries] @ arrays.vectors_in[candidates].T
-        scores += np.float32(settings.dot_weight / 2.0) * (forward + backward)
-    if settings.cosine_weight:
-        query_served = normalise_rows(served_vectors(arrays, queries))
-        scores += np.float32(settings.cosine_weight) * (query_served @ normalise_rows(served_vectors(arrays, candidates)).T)
-    if settings.popularity_weight:
-        counts = popularity_counts(arrays, candidates, settings.popularity_half_life, now)
-        scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32)
-    return scores
+    candidate list per query (the index's candidates); either way the same score, computed by
+    :func:`streamer.core.scoring.score_matrix` (row -1 scores -inf)."""
+    queries = np.ascontiguousarray(queries, np.int64)
+    matrix = np.ascontiguousarray(np.atleast_2d(candidates), np.int64)
+    return score_matrix(arrays.vectors_in, arrays.vectors_out, arrays.counts, arrays.recent, arrays.last_seen,
+                        score_weights(settings), prior_decay(settings.popularity_half_life, now), float(now),
+                        queries, matrix)
 
 
 KEY_ALIGNMENT = 16  # keys are padded with zeros to a multiple of 16 floats: faiss's SIMD scan needs it (3d + 1 is odd)
@@ -107,29 +111,6 @@ def score_queries(arrays, rows: np.ndarray, settings) -> np.ndarray:
     queries[:, key_direction(size)] = np.float32(settings.cosine_weight) * normalise_rows(served_vectors(arrays, rows))
     queries[:, 3 * size] = np.float32(settings.popularity_weight)
     return queries
-
-
-def _score_per_query(arrays, queries: np.ndarray, candidates: np.ndarray, settings, now: float) -> np.ndarray:
-    """:func:`score_candidates` with a candidate list per query: the same three terms, gathered per pair."""
-    scores = np.zeros(candidates.shape, np.float32)
-    if settings.dot_weight:
-        forward = _paired(arrays.vectors_in[queries], arrays.vectors_out[candidates])
-        backward = _paired(arrays.vectors_out[queries], arrays.vectors_in[candidates])
-        scores += np.float32(settings.dot_weight / 2.0) * (forward + backward)
-    if settings.cosine_weight:
-        query_served = normalise_rows(served_vectors(arrays, queries))
-        served = served_vectors(arrays, candidates.reshape(-1)).reshape(candidates.shape + (-1,))
-        served /= np.maximum(np.linalg.norm(served, axis=2, keepdims=True), 1e-12)
-        scores += np.float32(settings.cosine_weight) * _paired(query_served, served)
-    if settings.popularity_weight:
-        counts = popularity_counts(arrays, candidates.reshape(-1), settings.popularity_half_life, now)
-        scores += np.float32(settings.popularity_weight) * np.log1p(counts).astype(np.float32).reshape(candidates.shape)
-    return scores
-
-
-def _paired(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """(q, d) · (q, c, d) -> (q, c): each query against its own candidates (a batched matrix product)."""
-    return np.matmul(candidates, queries[:, :, None])[:, :, 0]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
