@@ -234,6 +234,7 @@ class BatchLearning:
             part += (sweep_at[due] - start, sweep_before[due])
             written = int(self._replay.counters[COUNTER_NEXT])
             accepted += self._learn_part(hyper, part)
+            self._observed.learn(*part[:4])  # the observed co-occurrence table (no-op when off)
             if deferring and capacity:
                 fresh = (int(self._replay.counters[COUNTER_NEXT]) - written) % capacity
                 self._debt.record(self._replay.pairs[(written + np.arange(fresh)) % capacity])

@@ -99,6 +99,9 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         arrays["items.recent"] = arrays["items.counts"].astype(np.float64)
     if "items.prior" not in arrays:  # written before the blended catalog prior: no announced item keeps one
         arrays["items.prior"] = np.zeros(arrays["items.counts"].shape[0], np.float32)
+    if "items.partners" not in arrays:  # written before the observed co-occurrence table: it starts empty
+        shape = (arrays["items.counts"].shape[0], trainer.settings.cooccurrence_partners)
+        arrays["items.partners"], arrays["items.partner_counts"] = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
     items.arrays = ItemArrays(**{name: _padded(arrays[f"items.{name}"], meta.get("item_capacity"), name)
                                  for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])

@@ -28,6 +28,7 @@ from streamer.core.serving import Serving
 from streamer.core.settings import TrainerSettings
 from streamer.core.sgns import ITEM_LIVE
 from streamer.core.attributes import AttributeAffinity
+from streamer.core.observed_pairs import ObservedPairs
 from streamer.core.similarity import served_vectors
 from streamer.events import InvalidRecord, parse_catalog_update
 from streamer.core.vocab import ItemTable
@@ -46,7 +47,7 @@ class Trainer(Serving, BatchLearning):
 
     def _reset_state(self) -> None:
         settings = self.settings
-        self._items = ItemTable(settings.vector_size)
+        self._items = ItemTable(settings.vector_size, partners=settings.cooccurrence_partners)
         self._users = UserTable(settings.window)
         self._replay = ReplayArrays(np.full((settings.replay_buffer, 2), -1, np.int32), np.zeros(COUNTER_SIZE, np.int64))
         self._rng = new_state(settings.seed, rng_streams(settings.workers))
@@ -77,6 +78,11 @@ class Trainer(Serving, BatchLearning):
                                            seed=settings.seed)
         self._similar.sources.append(self._affinity.source)  # the catalog: leaders of the query's attributes
         self._similar.terms.append(self._attribute_term)
+        # observed co-occurrence: the query's most observed partners, and log(1 + count) in the score
+        self._observed = ObservedPairs(lambda: (self._items, self._users, self._replay), settings.cooccurrence_weight,
+                                       settings.window, settings.session_gap)
+        self._similar.sources.append(self._observed.source)
+        self._similar.terms.append(self._observed.term)
 
     # ---- learning -------------------------------------------------------------------------------------
 
@@ -91,6 +97,7 @@ class Trainer(Serving, BatchLearning):
         prepared (:mod:`streamer.core.overlap`); the last one runs in the caller's thread, and nothing is in
         flight when ``learn`` returns. With ``item_ttl`` set, expiry also ends a batch."""
         report = LearnReport()
+        self._observed.follow()  # after a checkpoint load: its session rings start from the engine's
         self._deferring = not replay
         try:
             self._learn_records(events, report)
@@ -208,6 +215,11 @@ class Trainer(Serving, BatchLearning):
         """The catalog's score term (:mod:`streamer.core.attributes`), its lift measured on the stream."""
         return self._affinity.term(queries, candidates, self._affinity.refresh(self._event_count))
 
+    def _apply_releases(self) -> None:
+        """Released rows also leave the observed co-occurrence table (both sides), before serving forgets them."""
+        if self._items.freed:
+            self._observed.forget_rows(np.unique(np.array(self._items.freed, np.int64)))
+        super()._apply_releases()
 
     def user_vector(self, user: str) -> np.ndarray | None:
         """Mean of the open session's item vectors, weighted by ``user_decay ** age``; None if unknown."""

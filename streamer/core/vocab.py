@@ -27,20 +27,23 @@ __all__ = ["ItemArrays", "ItemTable", "clear_rows", "grown_capacity"]
 ItemArrays = namedtuple(
     "ItemArrays",
     ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
-     "noise_weights", "noise_tree", "recent", "prior"],
+     "noise_weights", "noise_tree", "recent", "prior", "partners", "partner_counts"],
 )
 
 LEADERS = 32  # members kept per attribute, by count (upsert neighbours and most_similar's attribute candidates)
 
 
-def _allocate(capacity: int, vector_size: int) -> ItemArrays:
+def _allocate(capacity: int, vector_size: int, partners: int = 0) -> ItemArrays:
+    """The per-row arrays; ``partners``: the width of the observed co-occurrence table (partner row + 1, 0 = empty;
+    its counts), :mod:`streamer.core.observed_pairs`."""
     return ItemArrays(
         np.zeros((capacity, vector_size), np.float32), np.zeros((capacity, vector_size), np.float32),
         np.zeros(capacity, np.float32), np.zeros(capacity, np.float32),
         np.zeros(capacity, np.int64), np.zeros(capacity, np.float64),
         np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
         np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64), np.zeros(capacity, np.float64),
-        np.zeros(capacity, np.float32),
+        np.zeros(capacity, np.float32), np.zeros((capacity, partners), np.int32),
+        np.zeros((capacity, partners), np.float32),
     )
 
 
@@ -99,12 +102,12 @@ class Leaders:
 class ItemTable:
     """Item id -> row, the per-row arrays, the attribute index and the retired ids."""
 
-    def __init__(self, vector_size: int, capacity: int = 1024):
+    def __init__(self, vector_size: int, capacity: int = 1024, partners: int = 0):
         self.vector_size = vector_size
         self.rows: dict[str, int] = {}
         self.ids: list[str | None] = []
         self.free: list[int] = []
-        self.arrays = _allocate(capacity, vector_size)
+        self.arrays = _allocate(capacity, vector_size, partners)
         self.attributes: dict[str, dict[str, str]] = {}
         self.attribute_index: dict[tuple[str, str], set[str]] = {}
         self.leaders: dict[tuple[str, str], Leaders] = {}  # attribute -> its most frequent rows
