@@ -8,7 +8,7 @@ owed: ``replay_mode=spare``), the debt's fall over ``seconds`` gives the spare-t
 Redis item writes (``streamer_items_published_total``) and neighbour lists written are counted per learned
 event over the burst, and again per replayed draw in spare time. Then, the daemon stopped, the same engine
 pays its debt alone for 5 s on one thread, then 5 s on two (chunks of ``REPLAY_CHUNK`` draws, as the loop
-does): the most the loop could reach. ``--replay-threads N`` runs the daemon with that many replay threads. ``--profile`` samples the daemon loop's
+does): the most the loop could reach. ``--replay-threads N`` / ``--publish-threshold T`` run the daemon so. ``--profile`` samples the daemon loop's
 stack every 5 ms (a thread reading ``sys._current_frames``) and prints where the spare time went.
 Figures are taken on a shared machine: run it twice.
 
@@ -153,7 +153,7 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
             "replay_draws_per_second": round(paid / elapsed, 1),
             "engine_alone_draws_per_second": round(alone[1], 1),
             "engine_alone_draws_per_second_2_threads": round(alone[2], 1),
-            "replay_threads": settings.replay_threads,
+            "replay_threads": settings.replay_threads, "publish_threshold": settings.publish_threshold,
             "item_writes_per_learned_event": round(published_burst / events, 3),
             "item_writes_per_replayed_draw": round((published_after - published_before) / max(paid, 1), 4),
             "item_writes_in_spare_time": int(published_after - published_before),
@@ -223,6 +223,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--replay-threads", type=int, default=None, help="the daemon's --replay-threads")
+    parser.add_argument("--publish-threshold", type=float, default=None, help="the daemon's --publish-threshold")
     parser.add_argument("--engine-only", action="store_true", help="tree against alias table, engine alone")
     parser.add_argument("--rounds", type=int, default=3, help="--engine-only: turns of each sampler")
     arguments = parser.parse_args()
@@ -234,7 +235,8 @@ def main() -> int:
         return 0
     state = Path(tempfile.mkdtemp(prefix="streamer-spare-"))
     try:
-        extra = {} if arguments.replay_threads is None else {"replay_threads": arguments.replay_threads}
+        extra = {name: value for name, value in (("replay_threads", arguments.replay_threads),
+                                                 ("publish_threshold", arguments.publish_threshold)) if value is not None}
         result = run(arguments.events, arguments.items, arguments.seconds, arguments.profile, state, extra)
     finally:
         shutil.rmtree(state, ignore_errors=True)

@@ -77,6 +77,7 @@ class Ingestor:
                  clock=time.time, observe=None, publish_rule: tuple[float, float] | None = None):
         self.engine = engine
         self.publish_rule = publish_rule  # (threshold, max_age) of Trainer.take_changed; None: every change
+        self.holding = False  # a take under a threshold may have left moved rows waiting (take_waiting publishes them)
         self._observe = observe  # called with each valid event batch as (user, item, ts) before it is learned
         self._dead_letters = dead_letters
         self._sink = sink
@@ -183,7 +184,16 @@ class Ingestor:
         if self.publish_rule is None:
             return self.engine.take_changed()
         threshold, max_age = self.publish_rule
+        self.holding = self.holding or threshold > 0
         return self.engine.take_changed(threshold, max_age, self._clock())
+
+    def take_waiting(self) -> set[str]:
+        """Every changed item, the ones the threshold held back included (a take with staleness bound 0): when
+        the loop is idle, what is served becomes exactly the model, as with no threshold."""
+        if not self.holding:
+            return set()
+        self.holding = False
+        return self.engine.take_changed(self.publish_rule[0], 0.0, self._clock())
 
     def _mark_changed(self, records: list, users: set[str], catalog: bool = False) -> None:
         stamps = getattr(records, "timestamps", None)

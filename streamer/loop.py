@@ -196,7 +196,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
             now = time.monotonic()
             if now >= next_flush or len(self.sink.dirty) >= settings.flush_items:
                 next_flush = now + settings.flush_interval
-                self._take_replayed()
+                self._take_replayed(spare)
                 if self.sink.pending > self.sink.in_flight:
                     self.publish()
             if now >= next_neighbours or (spare and self.sink.neighbours_due and not self.engine.replay_debt):

@@ -53,11 +53,17 @@ class SpareTimeReplay:
         self.replayed_pairs += trained
         self.metrics.replayed_pairs.inc(trained)
 
-    def _take_replayed(self) -> None:
+    def _take_replayed(self, spare: bool = False) -> None:
         """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
         ``SPARE_TAKE_INTERVAL``, and while a debt is left no sooner than the last take's cost allows
         (``OWING_TAKE_SHARE``): a row the replay touches many times is compared, re-indexed and published once;
-        the debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``."""
+        the debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``. In ``spare`` time with
+        nothing owed, the rows a publish threshold held back go too (:meth:`Ingestor.take_waiting`): the threshold
+        saves writes while the model moves, and an idle daemon serves the model as it is."""
+        if spare and not self.engine.replay_debt and self.ingestor.holding:
+            self.sink.add_items(self.ingestor.take_waiting(), None)
+            self.replayed_untaken = False
+            return
         now = time.monotonic()
         interval = SPARE_TAKE_INTERVAL
         if self.engine.replay_debt:

@@ -109,6 +109,21 @@ def test_a_cheap_take_while_owing_comes_every_spare_take_interval(monkeypatch):
     assert len(calls.taken) == 3  # a small catalog's takes cost nothing: served as closely as before
 
 
+def test_an_idle_loop_publishes_what_the_threshold_held_back_and_a_busy_or_owing_one_does_not():
+    state, calls = _spare_state(debt=0)
+    waiting = []
+    state.ingestor = SimpleNamespace(holding=True, take_changed=lambda: {"moved"},
+                                     take_waiting=lambda: waiting.append(1) or {"held", "moved"})
+    SpareTimeReplay._take_replayed(state, spare=False)  # busy: only the threshold's takes
+    state.engine.replay_debt = 5
+    SpareTimeReplay._take_replayed(state, spare=True)  # owing: replay still moves them
+    assert not waiting
+    state.engine.replay_debt = 0
+    state.replayed_untaken = True
+    SpareTimeReplay._take_replayed(state, spare=True)
+    assert waiting == [1] and calls.taken[-1] == {"held", "moved"} and not state.replayed_untaken
+
+
 @pytest.mark.integration
 def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_url, make_topic, unique_name, tmp_path,
                                                        data_root):

@@ -135,3 +135,25 @@ def test_a_message_is_dead_lettered_once_with_every_failing_element_validation_o
     assert offset == 1 and reason == "wrong_type:record" and count == 503
     assert failures == [(index, "wrong_type:record") for index in range(500)] + [
         (500, "retired_item"), (502, "missing_field:item")]
+
+
+def test_take_waiting_publishes_what_a_threshold_held_back_and_then_nothing():
+    from tests.core.synthetic import clustered_events
+
+    engine = Trainer(vector_size=16, seed=4, replay_passes=0)
+    engine.learn(clustered_events(clusters=6, items_per_cluster=30, sessions=300))
+    ingestor = Ingestor(engine, FakeDeadLetters(), FakeSink(), 200, max_future_seconds=60.0, clock=lambda: NOW,
+                        publish_rule=(0.05, 30.0))
+    assert not ingestor.holding and ingestor.take_waiting() == set()
+    assert len(ingestor.take_changed()) == engine.item_count  # never published: all of them
+    engine.learn([("late-user", "c1_i3", 1e7), ("late-user", "c1_i4", 1e7 + 1)])  # the negatives barely move
+    every = Trainer(vector_size=16, seed=4, replay_passes=0)
+    every.learn(clustered_events(clusters=6, items_per_cluster=30, sessions=300))
+    every.take_changed()
+    every.learn([("late-user", "c1_i3", 1e7), ("late-user", "c1_i4", 1e7 + 1)])
+    touched = every.take_changed()  # what every-change publishing writes
+    moved = ingestor.take_changed()
+    assert moved < touched and ingestor.holding
+    assert ingestor.take_waiting() == touched - moved  # the held-back rows, at once (no max_age wait)
+    assert not ingestor.holding and ingestor.take_waiting() == set()
+    assert ingestor.take_changed() == set()  # nothing left waiting
