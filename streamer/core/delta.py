@@ -20,7 +20,11 @@ Measured at 1M items (docs/state.md): they are a few kB against hundreds of MB f
 - Replay buffer: the ring positions written since the last delta, or all of it after a wrap or a release.
 
 ``collect`` takes the delta and starts the next one; ``apply`` replays it onto a trainer restored from the
-base snapshot and the earlier deltas. ``start_tracking`` marks a restored (or freshly snapshotted) trainer as
+base snapshot and the earlier deltas. A delta may be taken in two steps, so that copying most of its rows is
+off the loop (:mod:`streamer.core.delta_early`): ``take_rows`` lists the rows changed so far and clears their
+bits, ``gather_rows`` copies them from the live arrays on another thread while learning goes on, and
+``collect(..., early=part)`` takes the rest at a consistent point. The early rows that changed meanwhile are
+exactly the rows the rest holds, and ``apply`` writes the early rows first. ``start_tracking`` marks a restored (or freshly snapshotted) trainer as
 having nothing unsaved.
 """
 
@@ -33,14 +37,15 @@ from streamer.core.noise import fenwick_mark_ancestors
 from streamer.core.sgns import DIRTY_OUTPUT, DIRTY_STATE
 from streamer.core.sessions import UserArrays
 from streamer.core.vocab import ItemArrays, clear_rows
+from streamer.core.delta_early import ROW_FIELDS, OUTPUT_FIELDS, KEEP_SERVED as _KEEP_SERVED
+from streamer.core.delta_early import early_changed_rows, gather, gather_rows, take_rows
 
-__all__ = ["FORMAT", "VERSION", "collect", "apply", "start_tracking", "tree_nodes", "is_empty"]
+__all__ = ["FORMAT", "VERSION", "READS", "collect", "apply", "start_tracking", "tree_nodes", "is_empty", "take_rows",
+           "gather_rows"]
 
 FORMAT = "streamer-delta"
-VERSION = 1
-ROW_FIELDS = tuple(name for name in ItemArrays._fields if name != "noise_tree")
-OUTPUT_FIELDS = ("vectors_out", "accum_out")  # all a negative's update changes
-_KEEP_SERVED = np.uint8(~(DIRTY_STATE | DIRTY_OUTPUT) & 0xFF)
+VERSION = 2  # 2: may hold an early part (``early.*``); version 1 files are the same without it
+READS = (1, 2)
 
 
 def tree_nodes(rows: np.ndarray, size: int) -> np.ndarray:
@@ -75,12 +80,13 @@ def is_empty(trainer) -> bool:
                 or trainer._debt.version != mark["log_version"])
 
 
-def collect(trainer, buffers: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def collect(trainer, buffers: dict | None = None, early: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, arrays) of everything changed since the last call, and start the next delta. ``buffers`` (a dict
     kept by the caller between calls): the changed rows are gathered into arrays kept there and reused by the
     next call (the returned arrays are views of them: use them before the next call), so a checkpoint does
     not fault in hundreds of MB of fresh memory each time (on the measured VM, memory not touched recently
-    costs about 5 s per GB the first time, see docs/state.md)."""
+    costs about 5 s per GB the first time, see docs/state.md). ``early``: a part from ``take_rows``, its rows
+    gathered (``gather_rows`` has returned); it goes into this delta, before the rows taken now."""
     items, arrays = trainer._items, trainer._items.arrays
     mark = trainer._delta_mark
     dirty = arrays.dirty[:len(items.ids)]
@@ -97,36 +103,25 @@ def collect(trainer, buffers: dict | None = None) -> tuple[dict, dict[str, np.nd
         "retired_removed": sorted(item for item in items.retired_changed if item not in items.retired),
     })
     out = {"items.rows": rows.astype(np.int32)}
-    out.update({f"items.{name}": _gather(getattr(arrays, name), rows, buffers, f"items.{name}")
+    out.update({f"items.{name}": gather(getattr(arrays, name), rows, buffers, f"items.{name}")
                 for name in ROW_FIELDS})
     out["items.dirty"] &= _KEEP_SERVED
     out["items.output_rows"] = output_rows.astype(np.int32)
-    out.update({f"items.output.{name}": _gather(getattr(arrays, name), output_rows, buffers, f"items.output.{name}")
+    out.update({f"items.output.{name}": gather(getattr(arrays, name), output_rows, buffers, f"items.output.{name}")
                 for name in OUTPUT_FIELDS})
-    changed_rows = np.concatenate([rows, np.array([row for _, row in released], np.int64)])
+    changed_rows = np.concatenate([rows, np.array([row for _, row in released], np.int64)]
+                                  + (early_changed_rows(early, arrays, meta, out) if early is not None else []))
     if arrays.counts.shape[0] != mark["item_capacity"]:
         out["items.noise_tree"] = arrays.noise_tree.copy()
     else:
         nodes = tree_nodes(changed_rows, arrays.noise_tree.shape[0])
         out["items.tree_nodes"], out["items.tree_values"] = nodes, arrays.noise_tree[nodes]
     _collect_users(trainer, meta, out)
-    _collect_replay(trainer, meta, out)
+    _collect_replay(trainer, meta, out, bool(released or (early is not None and early["meta"]["released"])))
     arrays.dirty[rows] &= _KEEP_SERVED
     arrays.dirty[output_rows] &= _KEEP_SERVED
     _restart(trainer)
     return meta, out
-
-
-def _gather(source: np.ndarray, rows: np.ndarray, buffers: dict | None, name: str) -> np.ndarray:
-    """``source[rows]``, into ``buffers[name]`` when given (grown by a quarter beyond the need when too small)."""
-    if buffers is None:
-        return source[rows]
-    held = buffers.get(name)
-    if held is None or held.shape[0] < rows.size or held.shape[1:] != source.shape[1:] or held.dtype != source.dtype:
-        held = buffers[name] = np.empty((rows.size + rows.size // 4,) + source.shape[1:], source.dtype)
-    out = held[:rows.size]
-    np.take(source, rows, axis=0, out=out)
-    return out
 
 
 def _scalars(trainer) -> dict:
@@ -141,19 +136,22 @@ def _scalars(trainer) -> dict:
 
 def _collect_users(trainer, meta: dict, out: dict) -> None:
     users = trainer._users
-    slots = np.unique(np.concatenate(users.changed)) if users.changed else np.zeros(0, np.int64)
-    slots = slots[slots < len(users.ids)].astype(np.int64)
+    marked = np.zeros(len(users.ids), np.bool_)  # a mark per slot, not np.unique: O(n), 0.11 s -> ms at 300k events
+    for part in users.changed:
+        part = np.asarray(part, np.int64)
+        marked[part[part < marked.shape[0]]] = True
+    slots = np.flatnonzero(marked)
     meta.update({"user_ids": [users.ids[slot] for slot in slots.tolist()], "user_length": len(users.ids),
                  "user_capacity": int(users.arrays.last_ts.shape[0]), "user_free": list(users.free)})
     out["users.slots"] = slots
     out.update({f"users.{name}": getattr(users.arrays, name)[slots] for name in UserArrays._fields})
 
 
-def _collect_replay(trainer, meta: dict, out: dict) -> None:
+def _collect_replay(trainer, meta: dict, out: dict, released: bool) -> None:
     replay, mark = trainer._replay, trainer._delta_mark
     capacity = replay.pairs.shape[0]
     written = int(replay.counters[COUNTER_PAIRS]) - mark["pairs"]  # an upper bound of the ring writes
-    if trainer._items.released or written >= capacity:
+    if released or written >= capacity:
         positions = np.arange(capacity, dtype=np.int64)  # released rows were erased anywhere in the ring
     else:
         positions = (mark["next"] + np.arange((int(replay.counters[COUNTER_NEXT]) - mark["next"]) % max(capacity, 1),
@@ -171,14 +169,9 @@ def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items = trainer._items
     _resize_items(items, int(meta["item_capacity"]))
     items.ids.extend([None] * (int(meta["item_length"]) - len(items.ids)))
-    for item, row in meta["released"]:
-        _release_row(items, item, int(row))
-    rows = arrays["items.rows"]
-    _remap(items.ids, items.rows, meta["item_ids"], rows.tolist())
-    for name in ROW_FIELDS:
-        getattr(items.arrays, name)[rows] = arrays[f"items.{name}"]
-    for name in OUTPUT_FIELDS:  # the rows of live items that were only drawn as negatives (their ids: output_ids)
-        getattr(items.arrays, name)[arrays["items.output_rows"]] = arrays[f"items.output.{name}"]
+    if "early" in meta:  # taken first, copied while learning went on: the rows below overwrite what changed
+        _apply_rows(items, meta["early"], arrays, "early.items")
+    rows = _apply_rows(items, meta, arrays, "items")
     if "items.noise_tree" in arrays:
         items.arrays.noise_tree[:] = arrays["items.noise_tree"]
     else:
@@ -186,11 +179,26 @@ def apply(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     items.free = list(meta["item_free"])
     for item, attributes in meta["attributes"].items():
         items.set_attributes(item, attributes)
+    if "early" in meta:
+        items.offer(arrays["early.items.rows"])
     items.offer(rows)  # counts written directly: the attributes' leaders follow (as after a learned batch)
     items.retired.update(meta["retired_added"])
     items.retired.difference_update(meta["retired_removed"])
     _apply_users(trainer._users, meta, arrays)
     _apply_rest(trainer, meta, arrays)
+
+
+def _apply_rows(items, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> np.ndarray:
+    """Release, map and write the rows of one part (``prefix``: ``items`` or ``early.items``); its whole rows."""
+    for item, row in meta["released"]:
+        _release_row(items, item, int(row))
+    rows = arrays[f"{prefix}.rows"]
+    _remap(items.ids, items.rows, meta["item_ids"], rows.tolist())
+    for name in ROW_FIELDS:
+        getattr(items.arrays, name)[rows] = arrays[f"{prefix}.{name}"]
+    for name in OUTPUT_FIELDS:  # the rows of live items that were only drawn as negatives (their ids: output_ids)
+        getattr(items.arrays, name)[arrays[f"{prefix}.output_rows"]] = arrays[f"{prefix}.output.{name}"]
+    return rows
 
 
 def _remap(ids: list, positions: dict, new_ids: list, rows: list[int]) -> None:

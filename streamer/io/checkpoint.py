@@ -34,6 +34,10 @@ class Checkpoint:
     ``background``: the changed state is taken in the caller's thread and written on another one while
     learning goes on; :meth:`settle` (called by the loop every turn) links it once it is durable and only then
     commits its offsets. A forced checkpoint (stop, revocation) waits for its write and commits at once.
+
+    In the background a segment is taken in two steps (:mod:`streamer.core.delta_early`): the checkpoint lists
+    the rows changed so far and returns while they are copied on another thread; the next :meth:`settle` after
+    the copy runs the checkpoint itself (flush, offsets, the rest of the delta), whose state is the one saved.
     """
 
     def __init__(self, store: CheckpointStore, manifest: Manifest, publish: Callable[[bool], set | None],
@@ -52,10 +56,11 @@ class Checkpoint:
         self._awaiting: tuple[dict, set[int], int] | None = None  # saved offsets, the snapshots their commit waits
         # for, the source's reread mark when the offsets were taken
         self._snapshots_in_flight = in_flight  # the Redis snapshots not settled yet
+        self._preparing = None  # the engine whose next segment's rows are being copied (the first step)
 
     @property
     def in_flight(self) -> bool:
-        return self._in_flight is not None
+        return self._in_flight is not None or self._preparing is not None
 
     def commit(self, engine, force: bool = False) -> bool:
         """Run one checkpoint; True when the offsets were committed to Kafka (in the background mode a
@@ -79,6 +84,10 @@ class Checkpoint:
         if unchanged:
             return self._commit_offsets(offsets, published, began, mark)
         background = self.background and not force
+        if background and self._store.prepare(engine, self.manifest):  # the rows are copied off the loop first
+            self._preparing = engine
+            return False
+        self._preparing = None
         save = self._store.begin(engine, self.manifest, offsets, self._pending(), background=background,
                                  topic_ids=topic_ids)
         self._saved_mark, self._in_flight = engine_mark, (save, offsets, published, began, mark)
@@ -86,7 +95,14 @@ class Checkpoint:
 
     def settle(self) -> bool | None:
         """Link a background write that is durable and commit its offsets (True when committed); None while
-        it is still being written or when there is none."""
+        it is still being written or when there is none. Once a segment's rows are copied (the first step),
+        the checkpoint itself runs here (None while its write goes on)."""
+        if self._preparing is not None:
+            if not self._store.prepared():
+                return None
+            engine, self._preparing = self._preparing, None
+            committed = self.commit(engine)
+            return None if not committed and self.in_flight else committed
         if self._in_flight is None or not self._in_flight[0].done():
             return None
         return self._finish()
@@ -160,5 +176,5 @@ class Checkpoint:
         waited for but not linked (its file is removed by the next save)."""
         if self._in_flight is not None and self._in_flight[0].writer is not None:
             self._in_flight[0].writer.thread.join()
-        self._in_flight = None
+        self._in_flight = self._preparing = None
         self._store.close()

@@ -57,6 +57,7 @@ class CheckpointStore:
         self._buffers: dict = {}  # a segment's gathered rows, reused by the next one (delta.collect)
         self._writing: _BackgroundWrite | None = None  # the segment write reading those buffers
         self._pending: dict | None = None  # pending ids at the chain's last file (None: not known from the files)
+        self._early: tuple[dict, threading.Thread] | None = None  # the next segment's rows being gathered (prepare)
 
     # ---- loading ------------------------------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class CheckpointStore:
         for link in chain[1:]:
             path = self.directory / link.name
             try:
-                meta, arrays = read_archive(path, delta.FORMAT, delta.VERSION)
+                meta, arrays = read_archive(path, delta.FORMAT, delta.READS)
                 after = _replay_pending(pending, read_member(path, pending_state.MEMBER), known)
                 delta.apply(engine, meta, arrays)
             except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as error:
@@ -126,6 +127,7 @@ class CheckpointStore:
         what it changes goes to the next segment. A base (no chain yet, or after a failed write) is written here."""
         self.directory.mkdir(parents=True, exist_ok=True)
         sequence = manifest.sequence + 1
+        early = self._take_early()
         if not manifest.chain or self._needs_base or engine is not self._tracked:
             self.close()  # a compaction of the old chain is of no use any more
             name = f"base-{sequence:08d}.ckpt"
@@ -138,7 +140,7 @@ class CheckpointStore:
         name = f"delta-{sequence:08d}.seg"
         if self._writing is not None:  # it reads the buffers the next delta is gathered into
             self._writing.thread.join()
-        meta, arrays = delta.collect(engine, self._buffers)
+        meta, arrays = delta.collect(engine, self._buffers, early)
         link = Link(name, sequence, 0, dict(offsets), engine.event_count, dict(topic_ids or {}))
         self._maybe_compact(engine, manifest, link, sum(value.nbytes for value in arrays.values()), pending)
         previous = self._pending  # the linked chain's last file's: this segment holds the change from them
@@ -148,6 +150,34 @@ class CheckpointStore:
         if not background:
             writer.thread.join()
         return PendingSave(self, manifest, link, pending, writer)
+
+    def prepare(self, engine, manifest: Manifest) -> bool:
+        """Start the next segment's first step (:mod:`streamer.core.delta_early`): list the rows changed so far
+        (in the caller's thread) and copy them on another thread while learning goes on; ``begin`` then takes
+        the rest. False (nothing started) when the next checkpoint is a base or a first step is under way."""
+        if self._early is not None or not manifest.chain or self._needs_base or engine is not self._tracked:
+            return False
+        if self._writing is not None:  # it reads the buffers the rows are gathered into
+            self._writing.thread.join()
+        part = delta.take_rows(engine)
+        thread = threading.Thread(target=delta.gather_rows, args=(part, self._buffers), name="segment-rows",
+                                  daemon=True)
+        thread.start()
+        self._early = (part, thread)
+        return True
+
+    def prepared(self) -> bool:
+        """True when no first step is under way or its rows are copied (``begin`` will not wait for them)."""
+        return self._early is None or not self._early[1].is_alive()
+
+    def _take_early(self) -> dict | None:
+        """The first step's part, its copy waited for (None when there is none)."""
+        early, self._early = self._early, None
+        if early is not None:
+            early[1].join()
+            if early[0]["gathered"] is None:  # the copy failed: its rows' bits were cleared, a base saves them
+                self._needs_base = True
+        return early[0] if early is not None else None
 
     def _switch_to_compacted(self, manifest: Manifest) -> Manifest:
         """A finished background base becomes the chain's start: base, then the segments written after it."""
@@ -198,7 +228,11 @@ class CheckpointStore:
         return compaction is None or compaction.done.wait(timeout)
 
     def close(self) -> None:
-        """Abandon a background base in progress (its temporary file is removed; the chain stays valid)."""
+        """Abandon a background base in progress (its temporary file is removed; the chain stays valid) and a
+        first step of a segment (its rows' changes were taken: the next checkpoint is a base)."""
+        if self._early is not None:
+            self._take_early()
+            self._needs_base = True
         compaction, self._compaction = self._compaction, None
         if compaction is not None:
             compaction.cancel.set()
