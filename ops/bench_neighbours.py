@@ -2,6 +2,7 @@
 
     python ops/bench_neighbours.py [--items 1000000] [--queries 2000] [--recall-queries 200] [--seconds 20]
     python ops/bench_neighbours.py --trained 200000          # the Done-when check on a trained model
+    python ops/bench_neighbours.py --probes 6 --candidates 32   # other index settings than the engine's
 
 Default (``--items``): an engine holding ``items`` items at d = 64 whose vectors are clustered (2,000
 clusters, like a catalog's categories) and whose counts are Zipf(0.9) (the prior's popular head) — built
@@ -170,14 +171,29 @@ def freshness_under_load(trainer, rate: float, seconds: float, budget: float = 0
             "age_p99_seconds": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3)}
 
 
-def measure(items: int, queries: int, recall_queries: int, rate: float, seconds: float, trained: bool = False) -> dict:
+def with_index_settings(trainer, probes: int | None, candidates: int | None):
+    """The engine with another number of probed lists / index candidates (None: the defaults)."""
+    similar = trainer._similar
+    if probes:
+        similar.index.probes = probes
+        if similar.index.lists:  # already built (the index takes ``probes`` when it trains its lists)
+            similar.index._index.nprobe = min(probes, similar.index.lists)
+    if candidates:
+        similar.index_candidates = candidates
+    return trainer
+
+
+def measure(items: int, queries: int, recall_queries: int, rate: float, seconds: float, trained: bool = False,
+            probes: int | None = None, candidates: int | None = None) -> dict:
     trainer, build_engine = timed(lambda: (trained_engine if trained else synthetic_engine)(items))
+    with_index_settings(trainer, probes, candidates)
     names = [name for name in trainer._items.ids if name is not None]
     random = np.random.default_rng(1)
     chosen = [names[i] for i in random.choice(len(names), queries, replace=False)]
     _, index_seconds = timed(trainer.sync_index)
     result = {"items": trainer.item_count, "vector_size": VECTOR_SIZE, "engine_seconds": round(build_engine, 1),
-              "index_build_seconds": round(index_seconds, 2)}
+              "index_build_seconds": round(index_seconds, 2), "probes": trainer._similar.index.probes,
+              "index_candidates": trainer._similar.index_candidates}
     trainer.most_similar_many(chosen[:50], 20)  # warm: popular set, caches
     result["index_lists_per_second"] = round(lists_per_second(trainer, chosen, exact=False), 1)
     result["exact_lists_per_second"] = round(lists_per_second(trainer, chosen[:64], exact=True), 2)
@@ -198,9 +214,12 @@ def main() -> int:
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10_000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--probes", type=int, default=None, help="lists probed per query (default: the engine's)")
+    parser.add_argument("--candidates", type=int, default=None, help="index candidates per query (default: the engine's)")
     arguments = parser.parse_args()
     result = measure(arguments.trained or arguments.items, arguments.queries, arguments.recall_queries,
-                     arguments.rate, arguments.seconds, trained=bool(arguments.trained))
+                     arguments.rate, arguments.seconds, trained=bool(arguments.trained), probes=arguments.probes,
+                     candidates=arguments.candidates)
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0

@@ -167,3 +167,18 @@ def test_the_index_alone_ranks_by_the_full_score_not_the_cosine():
     exact = trainer.most_similar("i0", 5, exact=True)
     assert "hit" in {item for item, _ in exact}
     assert trainer.most_similar("i0", 5) == exact
+
+
+def test_score_key_search_probes_the_lists_faiss_would_by_the_direction_part_alone():
+    # the index picks the probed lists itself from the keys' direction part (search_preassigned): the same
+    # lists, so the same rows, as faiss's own coarse search over whole keys
+    random = np.random.default_rng(3)
+    size, direction = 48, slice(32, 48)
+    keys = random.normal(size=(4000, size)).astype(np.float32)
+    keys[:, direction] = _clustered(4000, size=16)
+    keys[:, direction] /= np.linalg.norm(keys[:, direction], axis=1, keepdims=True)
+    index = NeighbourIndex(size, flat_limit=500, direction=direction, probes=4)
+    index.rebuild(np.arange(4000), keys)
+    assert index.lists > 4
+    queries = keys[:50] * 0.5
+    assert index.search(queries, 10).tolist() == index._index.search(queries, 10)[1].tolist()
