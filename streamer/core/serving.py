@@ -67,9 +67,8 @@ class Serving:
         queries = np.array([query_rows[index] for index in known], np.int64)
         rows, scores = top(queries, k)
         ids = self._items.ids
-        for position, index in enumerate(known):
-            results[index] = [(ids[row], score) for row, score in zip(rows[position].tolist(), scores[position].tolist())
-                              if row >= 0]
+        for index, query_rows, query_scores in zip(known, rows.tolist(), scores.tolist()):  # one tolist per matrix
+            results[index] = [(ids[row], score) for row, score in zip(query_rows, query_scores) if row >= 0]
         return results
 
     def sync_index(self) -> int:
