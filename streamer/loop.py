@@ -120,6 +120,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
             self._loop()
             if self.lost_lease.is_set():
                 raise FencedError("lease lost while running")
+            self.sink.add_items(self.ingestor.take_waiting(), None)  # what a publish threshold held back goes too
             if not self.checkpoint_now(force=True) and self.checkpoint_error is not None:
                 log_event(logger, logging.ERROR, "final_checkpoint_failed", error=repr(self.checkpoint_error),
                           note="what was learned since the last checkpoint is not saved; exiting with 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from streamer import Trainer
@@ -156,3 +157,30 @@ def test_owed_replay_is_paid_when_the_stream_goes_idle(kafka_bootstrap, redis_ur
     stored, _ = CheckpointStore(tmp_path / "state").load(Trainer.load)
     assert stored.replay_debt == 0
     assert int(stored._replay.counters[COUNTER_REPLAYED]) == replayed
+
+
+@pytest.mark.integration
+def test_an_idle_daemon_publishes_what_its_publish_threshold_held_back(kafka_bootstrap, redis_url, redis_client,
+                                                                       make_topic, unique_name, tmp_path, data_root):
+    """With a threshold no negative sample reaches (0.5) and a staleness bound far away (1 hour), the moved items
+    wait while the stream flows; once the daemon is idle with nothing owed, Redis holds the engine's vectors."""
+    from tests.integration.daemon_support import read_item_vectors
+
+    rows = load_events("diginetica")[:5_000]
+    topic = make_topic(partitions=1)
+    make_topic(partitions=1, name=f"{topic}-catalog")
+    produce(kafka_bootstrap, topic, ((user.encode(), event_value(user, item, ts)) for user, item, ts in rows))
+    settings = settings_for(kafka_bootstrap, redis_url, unique_name, topic, tmp_path / "state", **KNOBS,
+                            publish_threshold=0.5, publish_max_age=3600.0)
+    with DaemonThread(settings) as running:
+        wait_for(lambda: running.daemon.active and running.daemon.active.engine.event_count == len(rows), 120,
+                 "every event learned")
+        active = running.daemon.active
+        wait_for(lambda: active.engine.replay_debt == 0 and not active.replayed_untaken and not active.ingestor.holding
+                 and not active.sink.pending and not active.publisher.in_flight, 60, "an idle daemon, all flushed")
+        ids, vectors = active.engine.vectors()
+        served = read_item_vectors(redis_client, unique_name)
+        assert running.alive
+    assert set(served) == set(ids)
+    for item, vector in zip(ids, vectors):
+        assert np.array_equal(served[item], vector), item
