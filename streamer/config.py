@@ -92,9 +92,10 @@ class Settings:
     neighbours_count: int = _option(20, "neighbours kept per item in {ns}:nn:{id} (0 = off)")
     neighbours_batch: int = _option(100000, "most neighbour lists chosen per refresh (the time budget usually ends "
                                     "a refresh first)")
-    publish_threshold: float = _option(0.0, "publish (and re-list) an item when its served vector moved more than "
-                                       "this fraction of its length since it was last published (0 = every change; "
-                                       "0.02 cut item writes 2.5x but cost MovieLens 0.0036 HR@10 served)")
+    publish_threshold: float = _option(0.02, "publish (and re-list) an item when its served vector moved more than "
+                                       "this fraction of its length since it was last published (0 = every change); "
+                                       "the rest goes once the daemon is idle: 0.02 cut item writes per learned "
+                                       "event 10.4 -> 3.9 at the same served HR@10")
     publish_max_age: float = _option(30.0, "an item that changed at all is published at least every this many "
                                      "seconds, moved or not")
     user_ttl: float = _option(86400.0, "seconds a user vector lives in Redis (0 = do not publish users)")
