@@ -127,17 +127,29 @@ class NeighbourIndex:
             return np.zeros((0, self.vector_size), np.float32)
         return self._index.reconstruct_batch(rows)
 
-    def rebuild(self, rows: np.ndarray, vectors: np.ndarray) -> None:
-        """Forget everything and index ``rows`` with ``vectors``: exact below ``flat_limit``, else new lists."""
+    def rebuild(self, rows: np.ndarray, vectors: np.ndarray | None = None, vectors_of=None) -> None:
+        """Forget everything and index ``rows`` with ``vectors``: exact below ``flat_limit``, else new lists.
+
+        Or ``vectors_of(positions)`` -> the vectors of ``rows[positions]``: the k-means sample and then blocks of
+        :data:`ASSIGN_BLOCK` rows are asked for in turn, so all n vectors never exist at once (at 1M items the
+        score keys alone are 832 MB)."""
         rows = np.ascontiguousarray(rows, np.int64)
-        units = self._stored_form(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)
+        if vectors_of is None:
+            stored = self._stored_form(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)
+            stored_of = lambda positions: stored[positions]  # noqa: E731
+        else:
+            stored_of = lambda positions: self._stored_form(vectors_of(positions))  # noqa: E731
         if rows.size <= self.flat_limit:
             self._index, self.trained_size = self._flat(), 0
         else:
-            self._index, self.trained_size = self._trained(units), rows.size
+            lists = max(16, int(self.list_factor * np.sqrt(rows.size)))
+            sample = np.random.default_rng(self.seed).choice(rows.size, min(rows.size, TRAINING_SAMPLE * lists),
+                                                             replace=False)
+            self._index, self.trained_size = self._trained(stored_of(sample), lists), rows.size
         self.updates_since_training = 0
-        if rows.size:
-            self._add(rows, units)
+        for start in range(0, rows.size, ASSIGN_BLOCK):
+            positions = np.arange(start, min(rows.size, start + ASSIGN_BLOCK))
+            self._add(rows[positions], stored_of(positions))
 
     def _add(self, rows: np.ndarray, stored: np.ndarray) -> None:
         """Add stored-form vectors; for score keys the list of each is its nearest centroid by the direction
@@ -154,10 +166,8 @@ class NeighbourIndex:
                                  faiss.swig_ptr(np.ascontiguousarray(rows[start:start + ASSIGN_BLOCK])),
                                  faiss.swig_ptr(lists))
 
-    def _trained(self, units: np.ndarray):
-        lists = max(16, int(self.list_factor * np.sqrt(units.shape[0])))
-        sample_size = min(units.shape[0], TRAINING_SAMPLE * lists)
-        sample = units[np.random.default_rng(self.seed).choice(units.shape[0], sample_size, replace=False)]
+    def _trained(self, sample: np.ndarray, lists: int):
+        """An empty inverted file of ``lists`` k-means lists trained on ``sample`` (stored-form vectors)."""
         if self.direction is not None:
             sample = unit_rows(sample[:, self.direction])
         kmeans = faiss.Kmeans(sample.shape[1], lists, niter=KMEANS_ITERATIONS, seed=self.seed + 1,

@@ -131,7 +131,7 @@ class SimilarItems:
     def rebuild(self, arrays, row_count: int) -> int:
         """Index every live row from scratch."""
         rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
-        self.index.rebuild(rows, self._keys(arrays, rows))
+        self.index.rebuild(rows, vectors_of=lambda positions: self._keys(arrays, rows[positions]))  # block by block
         arrays.dirty[:row_count] &= np.uint8(~DIRTY_INDEX & 0xFF)
         self._indexed = np.zeros(row_count, bool)
         self._indexed[rows] = True

@@ -182,3 +182,22 @@ def test_score_key_search_probes_the_lists_faiss_would_by_the_direction_part_alo
     assert index.lists > 4
     queries = keys[:50] * 0.5
     assert index.search(queries, 10).tolist() == index._index.search(queries, 10)[1].tolist()
+
+
+def test_a_rebuild_asks_for_its_vectors_block_by_block_and_builds_the_same_index(monkeypatch):
+    from streamer.core import neighbours
+
+    monkeypatch.setattr(neighbours, "ASSIGN_BLOCK", 7000)
+    vectors = _clustered(20000)
+    whole = NeighbourIndex(16, flat_limit=500)
+    whole.rebuild(np.arange(20000) * 2, vectors)
+    asked = []
+
+    def vectors_of(positions):
+        asked.append(positions.size)
+        return vectors[positions]
+
+    blocks = NeighbourIndex(16, flat_limit=500)
+    blocks.rebuild(np.arange(20000) * 2, vectors_of=vectors_of)
+    assert asked[0] < 20000 and asked[1:] == [7000, 7000, 6000]  # the k-means sample, then the blocks
+    assert blocks.search(vectors[:40], 10).tolist() == whole.search(vectors[:40], 10).tolist()
