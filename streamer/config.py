@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamer.config_values import ENGINE_KNOBS, convert, convert_knob, engine_kind, field_type, mask_url
 from streamer.core.settings import TrainerSettings
 from streamer.errors import ConfigError
 
 __all__ = ["ENGINE_KNOBS", "ENV_PREFIX", "Settings", "add_arguments", "load_settings", "settings_from_args"]
 
 ENV_PREFIX = "STREAMER_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 def _option(default: Any, help: str, *, secret: bool = False, choices: tuple | None = None) -> Any:
@@ -187,63 +186,11 @@ class Settings:
             if spec.metadata["secret"] and value:
                 value = "***"
             elif spec.name == "redis_url":
-                value = _mask_url(value)
+                value = mask_url(value)
             shown.append(f"{spec.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
     __str__ = __repr__
-
-
-def _mask_url(url: str) -> str:
-    """``redis://user:secret@host`` -> ``redis://user:***@host``."""
-    scheme, separator, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not separator or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
-
-
-def _field_type(spec: dataclasses.Field) -> type:
-    return type(spec.default)
-
-
-#: Engine knobs (:class:`streamer.core.settings.TrainerSettings`) passed through to ``Trainer(**knobs)``.
-ENGINE_KNOBS = {spec.name: spec for spec in dataclasses.fields(TrainerSettings)}
-
-
-def _engine_kind(spec: dataclasses.Field) -> type:
-    """int/float/bool of an engine knob (``int | None`` knobs are int; 'none' means None)."""
-    return type(spec.default) if spec.default is not None else (int if "int" in str(spec.type) else float)
-
-
-def _convert_knob(name: str, value: Any, source: str) -> Any:
-    if name not in ENGINE_KNOBS:
-        raise ConfigError(f"unknown engine knob {name!r} from {source}")
-    spec = ENGINE_KNOBS[name]
-    if (spec.default is None or "None" in str(spec.type)) and (value is None or str(value).strip().lower() in ("none", "")):
-        return None
-    return _convert_value(name, _engine_kind(spec), None, value, source)
-
-
-def _convert(spec: dataclasses.Field, value: Any, source: str) -> Any:
-    return _convert_value(spec.name, _field_type(spec), spec.metadata["choices"], value, source)
-
-
-def _convert_value(name: str, kind: type, choices: tuple | None, value: Any, source: str) -> Any:
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            lowered = str(value).strip().lower()
-            if lowered not in _TRUE | _FALSE:
-                raise ValueError(value)
-            return lowered in _TRUE
-        converted = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} from {source}: expected {kind.__name__}, got {value!r}") from None
-    if choices and converted not in choices:
-        raise ConfigError(f"{name} from {source}: {converted!r} is not one of {', '.join(choices)}")
-    return converted
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -277,9 +224,9 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
     knobs: dict[str, Any] = {}
     for source, values, engine_values in layers:
         for name, value in values.items():
-            chosen[name] = _convert(names[name], value, source)
+            chosen[name] = convert(names[name], value, source)
         for name, value in engine_values.items():
-            knobs[name] = _convert_knob(name, value, source)
+            knobs[name] = convert_knob(name, value, source)
     TrainerSettings(**knobs)  # validate now: a bad knob is a configuration error at start-up
     return Settings(**chosen, engine=tuple(sorted(knobs.items())))
 
@@ -302,14 +249,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         text = text.replace("%", "%%")
         if spec.name == "engine":
             continue
-        if _field_type(spec) is bool:
+        if field_type(spec) is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(flag, type=_field_type(spec), default=argparse.SUPPRESS, help=text,
+            parser.add_argument(flag, type=field_type(spec), default=argparse.SUPPRESS, help=text,
                                 choices=spec.metadata["choices"], metavar=spec.name.upper())
     engine = parser.add_argument_group("engine knobs", "passed to streamer.Trainer; a checkpoint keeps its own")
     for name, spec in ENGINE_KNOBS.items():
-        kind = _engine_kind(spec)
+        kind = engine_kind(spec)
         text = f"engine {name} (default: {spec.default!r}; env {ENV_PREFIX}{name.upper()})"
         if kind is bool:
             engine.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
