@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import bisect
 import collections
-import fcntl
 import logging
 import multiprocessing
 import time
-from collections.abc import Sequence
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from streamer.io.backoff import Backoff
+from streamer.io.fetched import FetchedRecord, RecordBatch, widen_pipe
 from streamer.io.fetcher import run_fetcher
 from streamer.io.kafka_source import Offsets, lag_behind
 from streamer.logs import log_event
@@ -34,38 +33,6 @@ logger = logging.getLogger("streamer.kafka")
 OPEN_WAIT = 5.0  # seconds ``open`` waits for the child before the caller's backoff takes over
 COMMIT_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 10.0
-PIPE_BYTES = 1 << 20
-
-
-class FetchedRecord(NamedTuple):
-    """The fields of a Kafka record the daemon reads (a ``ConsumerRecord`` has the same names)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-
-
-class RecordBatch(Sequence):
-    """One partition's fetched records as columns. ``values`` and ``timestamps`` are read as lists (the
-    ingest fast path); ``batch[i]`` builds the :class:`FetchedRecord` only when one is needed (a dead letter)."""
-
-    __slots__ = ("topic", "partition", "offsets", "keys", "values", "timestamps")
-
-    def __init__(self, topic: str, partition: int, offsets: list, keys: list, values: list, timestamps: list):
-        self.topic, self.partition = topic, partition
-        self.offsets, self.keys, self.values, self.timestamps = offsets, keys, values, timestamps
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def __getitem__(self, position: int) -> FetchedRecord:
-        if isinstance(position, slice):
-            raise TypeError("RecordBatch does not slice")
-        return FetchedRecord(self.topic, self.partition, self.offsets[position], self.keys[position],
-                             self.values[position], self.timestamps[position])
 
 
 class ProcessSource:
@@ -137,7 +104,7 @@ class ProcessSource:
                                         args=(self._settings, dict(self.learned), child_out, child_in,
                                               self.follow_committed, dict(self.topic_ids)))
         self._process.start()
-        _widen_pipe(child_out)
+        widen_pipe(child_out)
         child_out.close()  # the child's ends: closed here so a dead child reads as end of file
         child_in.close()
         self._opened, self._rereads_seen = False, 0
@@ -298,11 +265,3 @@ class ProcessSource:
         if self._in.poll(wait):
             return self._in.recv()
         return None
-
-
-def _widen_pipe(connection) -> None:
-    """Linux: 1 MiB pipe buffer (the default 64 KiB holds a tenth of a fetched batch). Best effort."""
-    try:
-        fcntl.fcntl(connection.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except OSError:
-        pass
