@@ -23,6 +23,7 @@ from streamer.keys import Keys, decode_vector
 # short values keep restarts quick (heartbeats run on kafka-python's IO thread).
 FAST_GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 1000}
 REPOSITORY = Path(__file__).resolve().parents[2]
+SPAWNED: list[subprocess.Popen] = []  # every daemon process a test started (stop_leftovers ends what is still up)
 
 
 def settings_for(kafka_bootstrap: str, redis_url: str, namespace: str, topic: str, checkpoint_dir: Path, **overrides):
@@ -82,7 +83,24 @@ def spawn_daemon(settings_flags: dict, log_path: Path) -> subprocess.Popen:
     environment["STREAMER_DATA_ROOT"] = os.environ.get("STREAMER_DATA_ROOT", "")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY, env=environment)
     log.close()
+    SPAWNED.append(process)
     return process
+
+
+def stop_leftovers(grace: float = 10.0) -> list[int]:
+    """End every spawned daemon still running (a test that failed half-way left it): SIGTERM, then SIGKILL
+    after ``grace`` seconds. Returns the pids that had to be stopped."""
+    running = [process for process in SPAWNED if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+    SPAWNED.clear()
+    return [process.pid for process in running]
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
