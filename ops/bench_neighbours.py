@@ -8,7 +8,9 @@ Default (``--items``): an engine holding ``items`` items at d = 64 whose vectors
 clusters, like a catalog's categories) and whose counts are Zipf(0.9) (the prior's popular head) — built
 directly, since training a million items here takes longer than the benchmark may. It prints, in one run:
 
-1. the index build (what a daemon pays once after loading a checkpoint: the index is not saved in it);
+1. the index build: cold (k-means and every row assigned to its list: what a fresh engine, or one whose catalog
+   doubled, pays) and after a checkpoint load (the checkpoint keeps the lists' centroids and each row's list:
+   what a daemon pays before its first list refresh after a restart), with recall@10 after the load;
 2. lists/s at k = 20 from the index (``most_similar_many``) and from ``exact=True``;
 3. recall@10 of the default against ``exact=True`` over ``recall-queries`` random items;
 4. the serving side's memory (index, published-vector state, list rows) against the raw vectors;
@@ -16,7 +18,7 @@ directly, since training a million items here takes longer than the benchmark ma
    are learned (deferred replay, as under load) by the daemon's own steps: take the moved items, mark
    their lists due, refresh within ``neighbours_budget`` every ``neighbours_interval``.
 
-``--trained N``: a model trained on an N-item Zipf stream (clustered sessions) instead; prints 2 and 3.
+``--trained N``: a model trained on an N-item Zipf stream (clustered sessions) instead; prints 1, 2 and 3.
 Single-threaded (faiss, BLAS): run on a shared machine, the figures move with its load.
 """
 
@@ -171,6 +173,25 @@ def freshness_under_load(trainer, rate: float, seconds: float, budget: float = 0
             "age_p99_seconds": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3)}
 
 
+def after_load(trainer, queries: list[str], recall_queries: int) -> dict:
+    """The engine saved to a checkpoint file and loaded again: the load, then its index ready (timed apart)."""
+    import tempfile
+
+    from streamer import Trainer
+
+    with tempfile.TemporaryDirectory(prefix="bench-neighbours-") as directory:
+        path = Path(directory) / "model.ckpt"
+        _, save_seconds = timed(lambda: trainer.save(path))
+        loaded, load_seconds = timed(lambda: Trainer.load(path))
+    with_index_settings(loaded, trainer._similar.index.probes, trainer._similar.index_candidates)
+    _, index_seconds = timed(loaded.sync_index)
+    result = {"checkpoint_save_seconds": round(save_seconds, 2), "checkpoint_load_seconds": round(load_seconds, 2),
+              "index_after_load_seconds": round(index_seconds, 2),
+              "index_trainings_after_load": loaded._similar.index.trainings,  # 0: no k-means ran
+              "recall_at_10_after_load": round(recall_at_10(loaded, queries[:recall_queries]), 4)}
+    return result
+
+
 def with_index_settings(trainer, probes: int | None, candidates: int | None):
     """The engine with another number of probed lists / index candidates (None: the defaults)."""
     similar = trainer._similar
@@ -194,6 +215,7 @@ def measure(items: int, queries: int, recall_queries: int, rate: float, seconds:
     result = {"items": trainer.item_count, "vector_size": VECTOR_SIZE, "engine_seconds": round(build_engine, 1),
               "index_build_seconds": round(index_seconds, 2), "probes": trainer._similar.index.probes,
               "index_candidates": trainer._similar.index_candidates}
+    result.update(after_load(trainer, chosen, recall_queries))
     trainer.most_similar_many(chosen[:50], 20)  # warm: popular set, caches
     result["index_lists_per_second"] = round(lists_per_second(trainer, chosen, exact=False), 1)
     result["exact_lists_per_second"] = round(lists_per_second(trainer, chosen[:64], exact=True), 2)

@@ -18,6 +18,8 @@ Measured at 1M items (docs/state.md): they are a few kB against hundreds of MB f
   (O(k log V)), or the whole tree after the arrays grew (a grow rebuilds it).
 - Sessions: the slots ``UserTable.changed`` lists (events, sweeps, rows forgotten).
 - Replay buffer: the ring positions written since the last delta, or all of it after a wrap or a release.
+- Neighbour index: its lists' centroids and every row's list when it trained new lists since the last delta
+  (:mod:`streamer.core.index_state`); a row's list otherwise travels with its row.
 
 ``collect`` takes the delta and starts the next one; ``apply`` replays it onto a trainer restored from the
 base snapshot and the earlier deltas. A delta may be taken in two steps, so that copying most of its rows is
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.core import index_state
 from streamer.core.learning import COUNTER_NEXT, COUNTER_PAIRS
 from streamer.core.noise import fenwick_mark_ancestors
 from streamer.core.sgns import DIRTY_OUTPUT, DIRTY_STATE
@@ -68,7 +71,8 @@ def _restart(trainer) -> None:
     items.forget_changes()
     trainer._users.forget_changes()
     trainer._delta_mark = {"item_capacity": items.arrays.counts.shape[0], "next": int(counters[COUNTER_NEXT]),
-                           "pairs": int(counters[COUNTER_PAIRS]), "log_version": trainer._debt.version}
+                           "pairs": int(counters[COUNTER_PAIRS]), "log_version": trainer._debt.version,
+                           "index_trainings": index_state.trainings(trainer)}
 
 
 def is_empty(trainer) -> bool:
@@ -116,6 +120,8 @@ def collect(trainer, buffers: dict | None = None, early: dict | None = None) -> 
     else:
         nodes = tree_nodes(changed_rows, arrays.noise_tree.shape[0])
         out["items.tree_nodes"], out["items.tree_values"] = nodes, arrays.noise_tree[nodes]
+    meta["index"], index_arrays = index_state.segment_part(trainer, mark["index_trainings"])
+    out.update(index_arrays)  # the neighbour index's lists, when they were trained again since the last file
     _collect_users(trainer, meta, out)
     _collect_replay(trainer, meta, out, bool(released or (early is not None and early["meta"]["released"])))
     arrays.dirty[rows] &= _KEEP_SERVED
@@ -258,3 +264,4 @@ def _apply_rest(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._debt.owed = int(meta["replay_debt"])
     if meta["replay_log_changed"]:
         trainer._debt.restore_log(arrays["replay.log"], meta["replay_log"])
+    index_state.restore(trainer, meta, arrays)  # after the rows: a retrained index's lists of every row

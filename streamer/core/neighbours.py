@@ -70,6 +70,9 @@ class NeighbourIndex:
         self._index = self._flat()
         self.trained_size = 0  # items when the lists were trained (0: flat)
         self.updates_since_training = 0
+        self.centroids: np.ndarray | None = None  # (lists, direction size) float32 while the lists are k-means'
+        self.trainings = 0  # rebuilds that made new lists (or went flat): a checkpoint then carries every row's list
+        self._adopted: tuple | None = None  # (centroids, trained size, updates) from a checkpoint, for the next rebuild
 
     def _flat(self):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.vector_size))
@@ -93,20 +96,23 @@ class NeighbourIndex:
     def stale(self) -> bool:
         """A rebuild is due: the flat scan outgrew ``flat_limit``, or the catalog doubled (or shrank to a
         quarter) since the lists were trained, or the indexed vectors were replaced 4 times over."""
-        count = len(self)
-        if not self.trained_size:
-            return count > self.flat_limit
-        return (count > 2 * self.trained_size or 4 * count < self.trained_size
-                or self.updates_since_training > 4 * self.trained_size)
+        return self._outgrown(len(self), self.trained_size, self.updates_since_training)
 
-    def update(self, rows: np.ndarray, vectors: np.ndarray) -> None:
-        """Add ``rows`` with ``vectors`` ((n, vector_size)), replacing the ones already indexed."""
+    def _outgrown(self, count: int, trained_size: int, updates: int) -> bool:
+        if not trained_size:
+            return count > self.flat_limit
+        return count > 2 * trained_size or 4 * count < trained_size or updates > 4 * trained_size
+
+    def update(self, rows: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Add ``rows`` with ``vectors`` ((n, vector_size)), replacing the ones already indexed; returns the
+        list each went to (int64 (n,); -1 for a flat scan or a cosine index)."""
         rows = np.ascontiguousarray(rows, np.int64)
         if rows.size == 0:
-            return
+            return np.zeros(0, np.int64)
         self.remove(rows)
-        self._add(rows, self._stored_form(vectors))
+        lists = self._add(rows, self._stored_form(vectors))
         self.updates_since_training += rows.size
+        return lists
 
     def remove(self, rows: np.ndarray) -> None:
         """Drop ``rows`` (those not indexed are ignored)."""
@@ -127,62 +133,116 @@ class NeighbourIndex:
             return np.zeros((0, self.vector_size), np.float32)
         return self._index.reconstruct_batch(rows)
 
-    def rebuild(self, rows: np.ndarray, vectors: np.ndarray | None = None, vectors_of=None) -> None:
+    def adopt(self, centroids: np.ndarray | None, trained_size: int, updates_since_training: int) -> None:
+        """Lists trained before (a checkpoint's: their direction centroids, ``centroids``, None for none): the
+        next :meth:`rebuild` given ``lists_of`` uses them, with the rows' own lists, instead of k-means, unless
+        the rows it indexes would already make it :attr:`stale`."""
+        self._adopted = None if centroids is None else (np.ascontiguousarray(centroids, np.float32),
+                                                        int(trained_size), int(updates_since_training))
+
+    def training(self) -> tuple[np.ndarray | None, int, int]:
+        """What a checkpoint keeps of the lists: (centroids or None, trained size, updates since training); the
+        adopted ones until the rebuild that uses them."""
+        if self._adopted is not None:
+            return self._adopted
+        return self.centroids, self.trained_size, self.updates_since_training
+
+    def rebuild(self, rows: np.ndarray, vectors: np.ndarray | None = None, vectors_of=None,
+                lists_of=None) -> np.ndarray:
         """Forget everything and index ``rows`` with ``vectors``: exact below ``flat_limit``, else new lists.
+        Returns the list of each row (int64, as :meth:`update`).
 
         Or ``vectors_of(positions)`` -> the vectors of ``rows[positions]``: the k-means sample and then blocks of
         :data:`ASSIGN_BLOCK` rows are asked for in turn, so all n vectors never exist at once (at 1M items the
-        score keys alone are 832 MB)."""
+        score keys alone are 832 MB). ``lists_of(positions)`` -> the lists those rows were in (-1: unknown):
+        with :meth:`adopt`'s centroids, the rows go back to those lists (the unknown ones to their nearest), and
+        neither k-means nor the assignment of every row is paid (at 1M items: 3 s and 7 s)."""
         rows = np.ascontiguousarray(rows, np.int64)
         if vectors_of is None:
             stored = self._stored_form(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)
             stored_of = lambda positions: stored[positions]  # noqa: E731
         else:
             stored_of = lambda positions: self._stored_form(vectors_of(positions))  # noqa: E731
-        if rows.size <= self.flat_limit:
-            self._index, self.trained_size = self._flat(), 0
+        adopted, self._adopted = self._adopted, None
+        if lists_of is None or adopted is None or self._outgrown(rows.size, *adopted[1:]):
+            lists_of = None
+            self._train(rows, stored_of)
         else:
-            lists = max(16, int(self.list_factor * np.sqrt(rows.size)))
-            sample = np.random.default_rng(self.seed).choice(rows.size, min(rows.size, TRAINING_SAMPLE * lists),
-                                                             replace=False)
-            self._index, self.trained_size = self._trained(stored_of(sample), lists), rows.size
-        self.updates_since_training = 0
+            self._index = self._empty(adopted[0])
+            self.trained_size, self.updates_since_training = adopted[1:]
+        lists = np.full(rows.size, -1, np.int64)
         for start in range(0, rows.size, ASSIGN_BLOCK):
             positions = np.arange(start, min(rows.size, start + ASSIGN_BLOCK))
-            self._add(rows[positions], stored_of(positions))
+            known = None if lists_of is None else np.asarray(lists_of(positions), np.int64)
+            lists[positions] = self._add(rows[positions], stored_of(positions), known)
+        return lists
 
-    def _add(self, rows: np.ndarray, stored: np.ndarray) -> None:
+    def _train(self, rows: np.ndarray, stored_of) -> None:
+        """New lists for ``rows`` (k-means on a seeded sample), or a flat scan below ``flat_limit``."""
+        self.trainings += 1
+        self.updates_since_training = 0
+        if rows.size <= self.flat_limit:
+            self._index, self.trained_size, self.centroids = self._flat(), 0, None
+            return
+        lists = max(16, int(self.list_factor * np.sqrt(rows.size)))
+        sample = np.random.default_rng(self.seed).choice(rows.size, min(rows.size, TRAINING_SAMPLE * lists),
+                                                         replace=False)
+        self._index, self.trained_size = self._empty(self._kmeans(stored_of(sample), lists)), rows.size
+
+    def _add(self, rows: np.ndarray, stored: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         """Add stored-form vectors; for score keys the list of each is its nearest centroid by the direction
         part alone, computed here in blocks (faiss's own assignment would multiply the whole key by centroids
-        that are zero outside the direction: 3x the work, the same answer)."""
+        that are zero outside the direction: 3x the work, the same answer), or ``known`` (-1: compute it).
+        Returns the lists (-1 each for a flat scan or a cosine index)."""
         if self.direction is None or not self.trained_size:
             self._index.add_with_ids(stored, rows)
-            return
-        centroids = self._direction_centroids
+            return np.full(rows.size, -1, np.int64)
+        if known is None:
+            lists = self._nearest(stored)
+        else:
+            lists = known.copy()
+            lists[lists >= self.lists] = -1
+            missing = np.flatnonzero(lists < 0)
+            if missing.size:
+                lists[missing] = self._nearest(stored[missing])
         for start in range(0, rows.size, ASSIGN_BLOCK):
-            block = stored[start:start + ASSIGN_BLOCK]
-            lists = np.argmax(block[:, self.direction] @ centroids, axis=1).astype(np.int64)
-            self._index.add_core(block.shape[0], faiss.swig_ptr(np.ascontiguousarray(block)),
+            block = np.ascontiguousarray(stored[start:start + ASSIGN_BLOCK])
+            self._index.add_core(block.shape[0], faiss.swig_ptr(block),
                                  faiss.swig_ptr(np.ascontiguousarray(rows[start:start + ASSIGN_BLOCK])),
-                                 faiss.swig_ptr(lists))
+                                 faiss.swig_ptr(np.ascontiguousarray(lists[start:start + ASSIGN_BLOCK])))
+        return lists
 
-    def _trained(self, sample: np.ndarray, lists: int):
-        """An empty inverted file of ``lists`` k-means lists trained on ``sample`` (stored-form vectors)."""
+    def _nearest(self, stored: np.ndarray) -> np.ndarray:
+        """The list of each score key: its nearest centroid by the direction part (blocks of ASSIGN_BLOCK)."""
+        lists = np.empty(stored.shape[0], np.int64)
+        for start in range(0, stored.shape[0], ASSIGN_BLOCK):
+            block = stored[start:start + ASSIGN_BLOCK, self.direction]
+            lists[start:start + ASSIGN_BLOCK] = np.argmax(block @ self._direction_centroids, axis=1)
+        return lists
+
+    def _kmeans(self, sample: np.ndarray, lists: int) -> np.ndarray:
+        """``lists`` seeded spherical k-means centroids of ``sample`` (stored-form vectors; their direction
+        part for score keys): (lists, direction or vector size) float32."""
         if self.direction is not None:
             sample = unit_rows(sample[:, self.direction])
         kmeans = faiss.Kmeans(sample.shape[1], lists, niter=KMEANS_ITERATIONS, seed=self.seed + 1,
                               spherical=True, verbose=False)
         kmeans.train(sample)
-        centroids = kmeans.centroids
+        return np.ascontiguousarray(kmeans.centroids, np.float32)
+
+    def _empty(self, centroids: np.ndarray):
+        """An empty inverted file over ``centroids`` (:meth:`_kmeans`'s); they become :attr:`centroids`."""
+        lists = centroids.shape[0]
+        self.centroids = centroids
+        full = centroids
         if self.direction is not None:  # the centroids live in the direction slice of the keys
-            centroids = np.zeros((lists, self.vector_size), np.float32)
-            centroids[:, self.direction] = kmeans.centroids
+            full = np.zeros((lists, self.vector_size), np.float32)
+            full[:, self.direction] = centroids
+            self._direction_centroids = np.ascontiguousarray(centroids.T)  # what _add and search multiply by
+            self._direction_lists = faiss.IndexFlatIP(centroids.shape[1])
+            self._direction_lists.add(centroids)
         quantiser = faiss.IndexFlatIP(self.vector_size)
-        quantiser.add(centroids)
-        if self.direction is not None:  # the centroids' direction parts: what _add and search multiply by
-            self._direction_centroids = np.ascontiguousarray(centroids[:, self.direction].T)
-            self._direction_lists = faiss.IndexFlatIP(self._direction_centroids.shape[0])
-            self._direction_lists.add(np.ascontiguousarray(self._direction_centroids.T))
+        quantiser.add(full)
         index = faiss.IndexIVFScalarQuantizer(quantiser, self.vector_size, lists, faiss.ScalarQuantizer.QT_fp16,
                                               faiss.METRIC_INNER_PRODUCT)
         index.is_trained = True  # the coarse centroids are k-means'; fp16 codes need no training

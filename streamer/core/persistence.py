@@ -11,7 +11,9 @@ Layout (a zip archive, readable with ``numpy.load``):
   bit-identical;
 - ``users.<field>.npy``: open sessions (last ts, length, ring of recent items);
 - ``replay.pairs.npy``, ``replay.counters.npy``, ``replay.log.npy`` (the backlog the replay debt is drawn from), ``rng.npy``;
-- ``recent_times.npy``: the last ``watermark_quorum - 1`` event times (absent from older files: refilled by the next events).
+- ``recent_times.npy``: the last ``watermark_quorum - 1`` event times (absent from older files: refilled by the next events);
+- ``index.centroids.npy`` and ``meta["index"]``: the neighbour index's lists (with ``items.index_list``, each row's
+  list), :mod:`streamer.core.index_state` (absent from older files: the index trains new lists on load).
 
 Written to a temporary file in the target directory, fsynced, renamed over the target, and the
 directory fsynced. Member CRCs (zip) catch corruption; any problem on load is a CheckpointError.
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from streamer.core import index_state
 from streamer.core.delta import start_tracking
 from streamer.core.learning import ReplayArrays
 from streamer.core.sessions import UserArrays
@@ -67,6 +70,8 @@ def trainer_state(trainer, snapshot: bool = False) -> tuple[dict, dict[str, np.n
     arrays.update({f"users.{name}": same(value) for name, value in users.arrays._asdict().items()})
     arrays.update({"replay.pairs": same(trainer._replay.pairs), "replay.counters": trainer._replay.counters.copy(),
                    "rng": trainer._rng.copy(), "replay.log": replay_log, "recent_times": trainer._recent_times.copy()})
+    meta["index"], index_arrays = index_state.base_part(trainer)  # the neighbour index's lists (centroids)
+    arrays.update(index_arrays)
     return meta, arrays
 
 
@@ -102,6 +107,8 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     if "items.partners" not in arrays:  # written before the observed co-occurrence table: it starts empty
         shape = (arrays["items.counts"].shape[0], trainer.settings.cooccurrence_partners)
         arrays["items.partners"], arrays["items.partner_counts"] = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
+    if "items.index_list" not in arrays:  # written before the index's lists were kept: every row is assigned again
+        arrays["items.index_list"] = np.zeros(arrays["items.counts"].shape[0], np.int32)
     items.arrays = ItemArrays(**{name: _padded(arrays[f"items.{name}"], meta.get("item_capacity"), name)
                                  for name in ItemArrays._fields})
     items.ids = list(meta["item_ids"])
@@ -125,6 +132,7 @@ def restore_state(trainer, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     trainer._debt.owed = int(meta.get("replay_debt", 0))  # checkpoints written before it: nothing owed
     if "replay.log" in arrays:  # older checkpoints: no backlog log, the debt draws from the ring buffer
         trainer._debt.restore_log(arrays["replay.log"], meta["replay_log"])
+    index_state.restore(trainer, meta, arrays)  # the index's first rebuild puts rows back in their lists
     start_tracking(trainer)
 
 

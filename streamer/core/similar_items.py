@@ -25,8 +25,10 @@ The index follows the vectors incrementally (:meth:`SimilarItems.sync`, before e
 whose ``DIRTY_INDEX`` bit is set are re-indexed when their key moved by more than ``move_threshold``
 (relative, in any of its parts: the input/output vectors, the served direction, the log count) since it was
 indexed, released rows leave it, and it is rebuilt when it says
-it is stale, or after a checkpoint load (it is not saved in checkpoints). The index's vectors may lag a
-little; the scores never do (they are computed from the live vectors).
+it is stale, or after a checkpoint load: a checkpoint keeps the lists' centroids and each row's list
+(``index_list``, :mod:`streamer.core.index_state`), so that rebuild puts the rows back in their lists without
+k-means or assigning them. The index's vectors may lag a little; the scores never do (they are computed from
+the live vectors).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class SimilarItems:
         if known.any():
             moved[known] = self._moved(current[known], self.index.stored(rows[known]))
         chosen = rows[moved]
-        self.index.update(chosen, current[moved])
+        arrays.index_list[chosen] = self.index.update(chosen, current[moved]) + 1
         self._indexed[chosen] = True
         if self.index.stale:
             return self.rebuild(arrays, row_count)
@@ -120,7 +122,7 @@ class SimilarItems:
             self._indexed = np.concatenate([self._indexed, np.zeros(size - self._indexed.size, bool)])
         fresh = ~self._indexed[unmoved]
         moved = np.concatenate([moved, unmoved[fresh]])  # never indexed: in they go
-        self.index.update(moved, self._keys(arrays, moved))
+        arrays.index_list[moved] = self.index.update(moved, self._keys(arrays, moved)) + 1
         self._indexed[moved] = True
         mask = np.uint8(~DIRTY_INDEX & 0xFF)
         arrays.dirty[moved] &= mask
@@ -129,14 +131,27 @@ class SimilarItems:
             self.rebuild(arrays, arrays.status.size)
 
     def rebuild(self, arrays, row_count: int) -> int:
-        """Index every live row from scratch."""
+        """Index every live row from scratch. The first time (after a checkpoint load: the index adopted the
+        checkpoint's lists, :mod:`streamer.core.index_state`) each row goes back to the list ``index_list`` holds,
+        but for the rows that may have moved since (``DIRTY_INDEX``), which go to their nearest list."""
         rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
-        self.index.rebuild(rows, vectors_of=lambda positions: self._keys(arrays, rows[positions]))  # block by block
+        lists_of = None if self.built else lambda positions: self._known_lists(arrays, rows[positions])
+        lists = self.index.rebuild(rows, vectors_of=lambda positions: self._keys(arrays, rows[positions]),  # in blocks
+                                   lists_of=lists_of)
+        arrays.index_list[:row_count] = 0
+        arrays.index_list[rows] = lists + 1
         arrays.dirty[:row_count] &= np.uint8(~DIRTY_INDEX & 0xFF)
         self._indexed = np.zeros(row_count, bool)
         self._indexed[rows] = True
         self.built = True
         return int(rows.size)
+
+    @staticmethod
+    def _known_lists(arrays, rows: np.ndarray) -> np.ndarray:
+        """The list each row was last put in (-1: none, or it may have moved since)."""
+        known = arrays.index_list[rows].astype(np.int64) - 1
+        known[(arrays.dirty[rows] & DIRTY_INDEX) != 0] = -1
+        return known
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Released rows leave the index (a reused row comes back when its new item is indexed)."""

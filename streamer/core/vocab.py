@@ -27,7 +27,7 @@ __all__ = ["ItemArrays", "ItemTable", "clear_rows", "grown_capacity"]
 ItemArrays = namedtuple(
     "ItemArrays",
     ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
-     "noise_weights", "noise_tree", "recent", "prior", "partners", "partner_counts"],
+     "noise_weights", "noise_tree", "recent", "prior", "partners", "partner_counts", "index_list"],
 )
 
 LEADERS = 32  # members kept per attribute, by count (upsert neighbours and most_similar's attribute candidates)
@@ -35,7 +35,9 @@ LEADERS = 32  # members kept per attribute, by count (upsert neighbours and most
 
 def _allocate(capacity: int, vector_size: int, partners: int = 0) -> ItemArrays:
     """The per-row arrays; ``partners``: the width of the observed co-occurrence table (partner row + 1, 0 = empty;
-    its counts), :mod:`streamer.core.observed_pairs`."""
+    its counts), :mod:`streamer.core.observed_pairs`; ``index_list``: the neighbour index's inverted list the row
+    was last put in, + 1 (0 = none), so a checkpoint load skips k-means and the assignment
+    (:mod:`streamer.core.index_state`)."""
     return ItemArrays(
         np.zeros((capacity, vector_size), np.float32), np.zeros((capacity, vector_size), np.float32),
         np.zeros(capacity, np.float32), np.zeros(capacity, np.float32),
@@ -43,7 +45,7 @@ def _allocate(capacity: int, vector_size: int, partners: int = 0) -> ItemArrays:
         np.zeros(capacity, np.uint8), np.zeros(capacity, np.uint8),
         np.zeros(capacity, np.float64), np.zeros(capacity + 1, np.float64), np.zeros(capacity, np.float64),
         np.zeros(capacity, np.float32), np.zeros((capacity, partners), np.int32),
-        np.zeros((capacity, partners), np.float32),
+        np.zeros((capacity, partners), np.float32), np.zeros(capacity, np.int32),
     )
 
 
