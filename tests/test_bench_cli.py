@@ -131,6 +131,7 @@ def test_quick_bench_writes_every_section_with_ratios_from_its_numbers(tmp_path,
     assert ratios["neighbours"]["index_vs_exact"] == pytest.approx(
         neighbours["index_lists_per_second"] / neighbours["exact_lists_per_second"])
     assert neighbours["memory"]["index_bytes"] > 0 and neighbours["freshness"]["lists_written"] > 0
+    assert neighbours["index_after_load_seconds"] > 0 and neighbours["index_trainings_after_load"] == 0  # lists kept
     table = (tmp_path / "bench.md").read_text()
     assert f"Machine: {machine['cores']} cores" in table
     for heading in ("training tokens/s", "peak RSS", "end-to-end events/s", "freshness p50 / p99", "processor µs per event",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import orjson
 import pytest
 
@@ -166,3 +167,24 @@ def test_an_unknown_manifest_format_is_refused_with_a_clear_message(tmp_path):
     (tmp_path / MANIFEST).write_bytes(orjson.dumps({"format": 9}))
     with pytest.raises(CheckpointError, match="unknown manifest format 9"):
         CheckpointStore(tmp_path).load(Trainer.load)
+
+
+def test_the_neighbour_index_lists_survive_a_base_and_segments_on_disk(tmp_path, monkeypatch):
+    from streamer.core.neighbours import NeighbourIndex
+    from tests.core.test_index_state import QUERIES, _engine
+
+    store, engine = CheckpointStore(tmp_path, compact_ratio=100.0), _engine()
+    engine.sync_index()
+    manifest = store.save(engine, Manifest(), {("events", 0): 1}, {})
+    engine._similar.index.seed = 7  # new lists between the base and the segment
+    engine._similar.rebuild(engine._items.arrays, len(engine._items.ids))
+    engine.learn([("u", "i1", 1.0), ("u", "i2", 2.0)])
+    engine.sync_index()
+    manifest = store.save(engine, manifest, {("events", 0): 2}, {})
+    assert [link.name[:5] for link in manifest.chain] == ["base-", "delta"]
+    restored, _ = CheckpointStore(tmp_path).load(Trainer.load)
+    monkeypatch.setattr(NeighbourIndex, "_kmeans", lambda *_: pytest.fail("k-means ran after the load"))
+    restored.sync_index()
+    assert np.array_equal(restored._similar.index.centroids, engine._similar.index.centroids)
+    assert np.array_equal(restored._items.arrays.index_list, engine._items.arrays.index_list)
+    assert restored.most_similar_many(QUERIES, 10) == engine.most_similar_many(QUERIES, 10)
