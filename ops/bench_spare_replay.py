@@ -72,6 +72,7 @@ class StackSampler:
     def __init__(self, thread_id: int, interval: float = 0.005):
         self.thread_id, self.interval = thread_id, interval
         self.counts: collections.Counter = collections.Counter()
+        self.steps: collections.Counter = collections.Counter()  # by the loop step below ``_loop``
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -86,17 +87,24 @@ class StackSampler:
     def _run(self):
         while not self._stop.wait(self.interval):
             frame = sys._current_frames().get(self.thread_id)
-            path = []
-            while frame is not None and len(path) < 4:
+            path, step = [], "loop.py:_loop itself"
+            while frame is not None:
                 code = frame.f_code
                 if "streamer" in code.co_filename:
-                    path.append(f"{Path(code.co_filename).name}:{code.co_name}")
+                    name = f"{Path(code.co_filename).name}:{code.co_name}"
+                    if code.co_name == "_loop":
+                        break
+                    step = name
+                    if len(path) < 4:
+                        path.append(name)
                 frame = frame.f_back
             self.counts[" < ".join(path) or "?"] += 1
+            self.steps[step if frame is not None else "outside the loop"] += 1
 
     def report(self, top: int = 12) -> list[str]:
         total = sum(self.counts.values()) or 1
-        return [f"{100 * count / total:5.1f}%  {path}" for path, count in self.counts.most_common(top)]
+        return ([f"{100 * count / total:5.1f}%  {path}" for path, count in self.counts.most_common(top)]
+                + [f"{100 * count / total:5.1f}%  step {step}" for step, count in self.steps.most_common()])
 
 
 def run(events: int, items: int, seconds: float, profile: bool, state: Path, extra: dict | None = None) -> dict:
@@ -128,6 +136,9 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         published_burst = metrics.items_published._value.get()
         lists_burst = _lists_written(active)
         debt_before, published_before, lists_before = active.engine.replay_debt, published_burst, lists_burst
+        spare_ages: list[float] = []  # of the lists written while the debt is paid (due -> written, seconds)
+        observe = metrics.observe_neighbours
+        metrics.observe_neighbours = lambda ages: (spare_ages.extend(ages), observe(ages))[-1]
         started = time.monotonic()
         sampler = StackSampler(runner.ident) if profile else None
         if sampler:
@@ -137,7 +148,8 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         elapsed = time.monotonic() - started
         if sampler:
             sampler.__exit__(None, None, None)
-        debt_after = active.engine.replay_debt
+        debt_after, due_after = active.engine.replay_debt, len(active.sink.neighbours_due)
+        metrics.observe_neighbours = observe
         published_after, lists_after = metrics.items_published._value.get(), _lists_written(active)
         daemon.request_stop(watchdog=False)
         runner.join(120)
@@ -158,6 +170,7 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
             "item_writes_per_replayed_draw": round((published_after - published_before) / max(paid, 1), 4),
             "item_writes_in_spare_time": int(published_after - published_before),
             "lists_written_during_burst": lists_burst, "lists_written_in_spare_time": lists_after - lists_before,
+            "list_age_in_spare_time_p50_p99_max": _quantiles(spare_ages), "lists_due_after": due_after,
             "profile": sampler.report() if sampler else None}
 
 
@@ -209,6 +222,10 @@ def _logged(pairs: np.ndarray):
     counters = np.zeros(COUNTER_SIZE, np.int64)
     counters[COUNTER_FILL] = len(pairs)
     return ReplayArrays(pairs, counters)
+
+
+def _quantiles(ages: list[float]) -> list[float] | None:
+    return [round(float(value), 2) for value in np.quantile(ages, [0.5, 0.99, 1.0])] if ages else None
 
 
 def _lists_written(active) -> int:

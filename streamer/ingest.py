@@ -179,13 +179,14 @@ class Ingestor:
         plain = _plain_tuple(element, latest)
         return plain if plain is not None else parse_event(element, self._clock(), self._max_future)
 
-    def take_changed(self) -> set[str]:
-        """The engine's changed items under the publish rule ("changed means moved", or every change)."""
+    def take_changed(self, follow: bool = True) -> set[str]:
+        """The engine's changed items under the publish rule ("changed means moved", or every change);
+        ``follow=False``: the neighbour index does not follow them yet (:meth:`Trainer.take_changed`)."""
         if self.publish_rule is None:
-            return self.engine.take_changed()
+            return self.engine.take_changed(follow=follow)
         threshold, max_age = self.publish_rule
         self.holding = self.holding or threshold > 0
-        return self.engine.take_changed(threshold, max_age, self._clock())
+        return self.engine.take_changed(threshold, max_age, self._clock(), follow=follow)
 
     def take_waiting(self) -> set[str]:
         """Every changed item, the ones the threshold held back included (a take with staleness bound 0): when

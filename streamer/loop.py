@@ -36,7 +36,7 @@ from streamer.io.version_ceiling import VersionCeiling
 from streamer.keys import Keys
 from streamer.logs import log_event
 from streamer.metrics import Metrics
-from streamer.spare_time import OWING_LISTS_INTERVAL, SpareTimeReplay
+from streamer.spare_time import SpareTimeReplay
 from streamer.status import Status
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
         self.replayed_untaken = False  # replay moved vectors not yet taken for publishing
-        self.last_spare_take, self.spare_take_seconds = -math.inf, 0.0
+        self.last_spare_take, self.spare_take_seconds, self.last_spare_follow = -math.inf, 0.0, -math.inf
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)
@@ -201,10 +201,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
                 if self.sink.pending > self.sink.in_flight:
                     self.publish()
             if now >= next_neighbours or (spare and self.sink.neighbours_due and not self.engine.replay_debt):
-                paying = spare and self.engine.replay_debt
-                next_neighbours = now + (max(settings.neighbours_interval, OWING_LISTS_INTERVAL) if paying
-                                         else settings.neighbours_interval)
-                self._refresh_neighbours()
+                next_neighbours = self._refresh_lists(now, spare and bool(self.engine.replay_debt))
             if now >= next_checkpoint:
                 next_checkpoint = now + settings.checkpoint_interval
                 self.checkpoint_now()

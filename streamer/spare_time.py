@@ -13,10 +13,14 @@ __all__ = ["SpareTimeReplay", "REPLAY_CHUNK"]
 
 REPLAY_CHUNK = 1000  # replayed pairs per compiled call in spare time (a few ms)
 SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay moved
-OWING_TAKE_SHARE = 0.1  # ... and while a debt is owed, at most this share of the loop's time: a take of a whole moving
-#   catalog (94k items: 0.3-0.5 s, mostly re-indexing) every second held it half its spare time (docs/neighbours.md)
-OWING_LISTS_INTERVAL = 1.0  # least seconds between list refreshes in spare time while a debt is owed: the lists of
-#   items the replay still moves are due again at the next take
+# While a debt is owed, the loop's other spare-time work is paced by its cost (docs/replay.md): after a burst every
+# row is dirty again within a second of replay, so a take (94k items: 0.3-0.8 s) or a list refresh costs about the
+# same whenever it comes, and each one less leaves that time to the replay.
+OWING_TAKE_SHARE = 0.05  # takes: at most this share of the loop's time ...
+OWING_LISTS_SHARE = 0.05  # ... list refreshes: at most this share, and at least OWING_LISTS_INTERVAL seconds apart
+OWING_LISTS_INTERVAL = 1.0  # (the items the replay still moves are due again at the next take)
+OWING_LONGEST = 10.0  # ... and neither waits longer than this (what moved is published well within --publish-max-age,
+#   lists never starve); the index follows the takes at most every --publish-max-age (Trainer.take_changed(follow))
 
 
 class SpareTimeReplay:
@@ -55,11 +59,14 @@ class SpareTimeReplay:
 
     def _take_replayed(self, spare: bool = False) -> None:
         """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
-        ``SPARE_TAKE_INTERVAL``, and while a debt is left no sooner than the last take's cost allows
-        (``OWING_TAKE_SHARE``): a row the replay touches many times is compared, re-indexed and published once;
-        the debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``. In ``spare`` time with
-        nothing owed, the rows a publish threshold held back go too (:meth:`Ingestor.take_waiting`): the threshold
-        saves writes while the model moves, and an idle daemon serves the model as it is."""
+        ``SPARE_TAKE_INTERVAL``: a row the replay touches many times is compared, re-indexed and published once.
+        While a debt is left, no sooner than the last take's cost allows (``OWING_TAKE_SHARE``, at most
+        ``OWING_LONGEST`` apart), and the neighbour index follows a take at most every ``publish_max_age`` (the
+        re-indexing is two thirds of a take of a moving catalog; its lists are due again once the debt is paid).
+        The debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``, the index following. In
+        ``spare`` time with nothing owed, the rows a publish threshold held back go too
+        (:meth:`Ingestor.take_waiting`): the threshold saves writes while the model moves, and an idle daemon
+        serves the model as it is."""
         if spare and not self.engine.replay_debt and self.ingestor.holding:
             self.sink.add_items(self.ingestor.take_waiting(), None)
             self.replayed_untaken = False
@@ -67,9 +74,25 @@ class SpareTimeReplay:
         now = time.monotonic()
         interval = SPARE_TAKE_INTERVAL
         if self.engine.replay_debt:
-            interval = max(interval, self.spare_take_seconds / OWING_TAKE_SHARE)
+            interval = max(interval, min(self.spare_take_seconds / OWING_TAKE_SHARE, OWING_LONGEST))
         if self.replayed_untaken and now >= self.last_spare_take + interval:
             self.last_spare_take = now
-            self.sink.add_items(self.ingestor.take_changed(), None)
+            follow = not self.engine.replay_debt or now >= self.last_spare_follow + self.settings.publish_max_age
+            if follow:
+                self.last_spare_follow = now
+            self.sink.add_items(self.ingestor.take_changed(follow=follow), None)
             self.replayed_untaken = False  # after the hand-over: a reader seeing False finds the moves pending
             self.spare_take_seconds = time.monotonic() - now
+
+    def _refresh_lists(self, now: float, paying: bool) -> float:
+        """Refresh the due neighbour lists; returns when the next refresh is due: ``neighbours_interval`` on,
+        and while spare time pays a debt (``paying``) no sooner than this refresh's cost allows
+        (``OWING_LISTS_SHARE``), at least ``OWING_LISTS_INTERVAL`` and at most ``OWING_LONGEST`` apart (the urgent
+        lists of catalog upserts do not wait for it: :meth:`ActiveLoop._ingest`)."""
+        began = time.monotonic()
+        self._refresh_neighbours()
+        interval = self.settings.neighbours_interval
+        if paying:
+            cost = time.monotonic() - began
+            interval = max(interval, OWING_LISTS_INTERVAL, min(cost / OWING_LISTS_SHARE, OWING_LONGEST))
+        return now + interval

@@ -34,6 +34,7 @@ class Serving:
         self._listed = ListedRows()
         self._lists_due: set[int] = set()
         self._publishing_started = False
+        self._index_behind = False  # a take did not follow (take_changed(follow=False)) and none followed since
 
     def _apply_releases(self) -> None:
         """Rows released since the last look leave the index and the published state; the rows whose
@@ -121,13 +122,16 @@ class Serving:
         ids, status = self._items.ids, self._items.arrays.status
         return {ids[row] for row in due if row < len(ids) and status[row] == ITEM_LIVE}
 
-    def take_changed(self, threshold: float = 0.0, max_age: float = math.inf, now: float = 0.0) -> set[str]:
+    def take_changed(self, threshold: float = 0.0, max_age: float = math.inf, now: float = 0.0,
+                     follow: bool = True) -> set[str]:
         """Ids whose served vector changed since the last call (trained, created, initialised).
 
         ``threshold`` > 0: only those that moved more than ``threshold`` (relative) since they were last
         taken, were never taken, or were taken ``max_age`` seconds before ``now`` (the caller's clock) and
         changed since; the others wait (:class:`streamer.core.publishing.PublishedVectors`). Clears only the
-        ``DIRTY_SERVED`` bit of the rows it looked at."""
+        ``DIRTY_SERVED`` bit of the rows it looked at. The neighbour index follows what is taken; ``follow=False``
+        leaves it behind (their ``DIRTY_INDEX`` bits set: a take while a replay debt still moves every row costs a
+        third as much), and the next following take catches up (:meth:`_follow`)."""
         self._apply_releases()
         count = len(self._items.ids)
         arrays = self._items.arrays
@@ -149,9 +153,23 @@ class Serving:
             moved = np.isin(rows, taken)
             # the index follows what is published: the moved rows are re-indexed now, the others are within
             # ``threshold`` of their indexed vector (the candidates are re-scored exactly anyway)
-            self._similar.follow(arrays, np.concatenate([rows[moved], overdue]), rows[~moved])
+            self._follow(follow, np.concatenate([rows[moved], overdue]), rows[~moved])
             rows = np.union1d(rows[moved], overdue)
         else:
-            self._similar.follow(arrays, rows, rows[:0])
+            self._follow(follow, rows, rows[:0])
         ids = self._items.ids
         return {ids[row] for row in rows.tolist()}
+
+    def _follow(self, follow: bool, moved: np.ndarray, unmoved: np.ndarray) -> None:
+        """Re-index the ``moved`` rows a take publishes (``unmoved``: changed, within the threshold of what the index
+        holds). Not ``follow``: nothing now. The first take that follows again after one that did not re-indexes the
+        moved rows, then catches up with every row still marked ``DIRTY_INDEX`` by the index's own rule (the
+        ``unmoved`` ones too: a row published by a take that did not follow may be far from its indexed key)."""
+        if not follow:
+            self._index_behind = True
+            return
+        arrays, behind = self._items.arrays, self._index_behind and self._similar.built  # not built: built at a query
+        self._index_behind = False
+        self._similar.follow(arrays, moved, unmoved[:0] if behind else unmoved)
+        if behind:
+            self._similar.sync(arrays, len(self._items.ids))

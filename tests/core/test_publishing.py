@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamer import Trainer
+from streamer.core.sgns import DIRTY_INDEX
 from tests.core.synthetic import clustered_events
 
 
@@ -54,3 +55,22 @@ def test_a_retired_item_makes_the_lists_holding_it_due():
     trainer.catalog([{"op": "retire", "item": gone}])
     assert trainer.take_lists_due() == holders - {gone}
     assert trainer.take_lists_due() == set()
+
+
+def test_a_take_that_does_not_follow_leaves_the_index_behind_and_the_next_following_take_catches_up():
+    """``take_changed(follow=False)`` (spare-time replay while a debt is owed) publishes without re-indexing; the
+    next take that follows re-indexes every row left behind, also those it finds within the publish threshold."""
+    trainer = _trained(replay_passes=0)
+    trainer.take_changed(threshold=0.02, max_age=1e9, now=0.0)
+    trainer.most_similar("c0_i0", 5)  # builds the index
+    similar, arrays = trainer._similar, trainer._items.arrays
+    indexed = similar.index.stored(np.arange(trainer.item_count)).copy()
+    trainer.learn(clustered_events(clusters=6, items_per_cluster=30, sessions=300, seed=1, start=1e7))
+    published = trainer.take_changed(threshold=0.02, max_age=1e9, now=1.0, follow=False)
+    rows = np.array(sorted(trainer._items.rows[item] for item in published), np.int64)
+    assert rows.size and np.array_equal(similar.index.stored(rows), indexed[rows])  # behind: the old keys
+    assert similar._moved(similar._keys(arrays, rows), indexed[rows]).sum() > rows.size // 2  # far behind
+    trainer.learn([("late-user", "c1_i3", 2e7), ("late-user", "c1_i4", 2e7 + 1)])  # a few rows move a little
+    trainer.take_changed(threshold=0.02, max_age=1e9, now=2.0)  # follows again
+    assert not similar._moved(similar._keys(arrays, rows), similar.index.stored(rows)).any()
+    assert not (arrays.dirty[:trainer.item_count] & DIRTY_INDEX).any()

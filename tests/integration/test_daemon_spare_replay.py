@@ -47,7 +47,7 @@ def test_spare_time_is_an_empty_poll_or_a_short_one_with_no_backlog():
 
 def _spare_state(debt, replay_threads=0):
     """A loop state with a fake engine owing ``debt`` draws: what ``_replay_owed`` / ``_take_replayed`` touch."""
-    calls = SimpleNamespace(replay=[], taken=[])
+    calls = SimpleNamespace(replay=[], taken=[], follows=[])
 
     def replay(max_pairs, threads=None):
         calls.replay.append(threads)
@@ -58,8 +58,9 @@ def _spare_state(debt, replay_threads=0):
     state = SimpleNamespace(
         settings=load_settings(flags={"replay_threads": replay_threads, "replay_slice": 5.0}, environ={}),
         engine=SimpleNamespace(replay_debt=debt, replay=replay), replayed_pairs=0, replayed_untaken=False,
-        last_spare_take=float("-inf"), spare_take_seconds=0.0, metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
-        ingestor=SimpleNamespace(take_changed=lambda: {"moved"}),
+        last_spare_take=float("-inf"), spare_take_seconds=0.0, last_spare_follow=float("-inf"),
+        metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
+        ingestor=SimpleNamespace(take_changed=lambda follow=True: calls.follows.append(follow) or {"moved"}),
         sink=SimpleNamespace(add_items=lambda items, produced_at: calls.taken.append(items)))
     return state, calls
 
@@ -79,7 +80,7 @@ def test_what_replay_moved_is_taken_as_its_cost_allows_while_a_debt_is_owed_and_
     monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
     state, calls = _spare_state(debt=10)
 
-    def costly_take():
+    def costly_take(follow=True):
         clock[0] += 0.5  # a take of a whole moving catalog
         return {"moved"}
 
@@ -110,10 +111,56 @@ def test_a_cheap_take_while_owing_comes_every_spare_take_interval(monkeypatch):
     assert len(calls.taken) == 3  # a small catalog's takes cost nothing: served as closely as before
 
 
+def test_while_owing_the_index_follows_the_takes_at_most_every_publish_max_age_and_again_once_paid(monkeypatch):
+    from streamer import spare_time
+
+    clock = [100.0]
+    monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
+    state, calls = _spare_state(debt=10)
+    max_age = state.settings.publish_max_age
+    for _ in range(3):  # the first take follows, the next ones (within max_age) do not
+        state.replayed_untaken = True
+        SpareTimeReplay._take_replayed(state)
+        clock[0] += max_age / 3 - 0.1
+    state.replayed_untaken = True
+    clock[0] += 0.5  # max_age since the last take that followed
+    SpareTimeReplay._take_replayed(state)
+    state.engine.replay_debt = 0
+    state.replayed_untaken = True
+    clock[0] += spare_time.SPARE_TAKE_INTERVAL
+    SpareTimeReplay._take_replayed(state)  # paid: the index follows at once
+    assert calls.follows == [True, False, False, True, True]
+
+
+def test_while_owing_lists_are_refreshed_as_their_cost_allows_and_never_starve(monkeypatch):
+    from streamer import spare_time
+
+    clock = [100.0]
+    monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
+    refreshes = []
+
+    def refresh(cost):
+        refreshes.append(cost)
+        clock[0] += cost
+
+    state = SimpleNamespace(settings=load_settings(flags={}, environ={}))
+    interval = state.settings.neighbours_interval
+    state._refresh_neighbours = lambda: refresh(0.1)
+    assert SpareTimeReplay._refresh_lists(state, 100.0, paying=False) == 100.0 + interval  # not owing: as set
+    paced = SpareTimeReplay._refresh_lists(state, 200.0, paying=True)
+    assert paced == pytest.approx(200.0 + 0.1 / spare_time.OWING_LISTS_SHARE)
+    state._refresh_neighbours = lambda: refresh(0.001)  # cheap: at least OWING_LISTS_INTERVAL apart
+    assert SpareTimeReplay._refresh_lists(state, 300.0, paying=True) == 300.0 + max(interval,
+                                                                                     spare_time.OWING_LISTS_INTERVAL)
+    state._refresh_neighbours = lambda: refresh(5.0)  # a costly refresh: the next one still comes (bounded)
+    assert SpareTimeReplay._refresh_lists(state, 400.0, paying=True) == 400.0 + spare_time.OWING_LONGEST
+    assert len(refreshes) == 4
+
+
 def test_an_idle_loop_publishes_what_the_threshold_held_back_and_a_busy_or_owing_one_does_not():
     state, calls = _spare_state(debt=0)
     waiting = []
-    state.ingestor = SimpleNamespace(holding=True, take_changed=lambda: {"moved"},
+    state.ingestor = SimpleNamespace(holding=True, take_changed=lambda follow=True: {"moved"},
                                      take_waiting=lambda: waiting.append(1) or {"held", "moved"})
     SpareTimeReplay._take_replayed(state, spare=False)  # busy: only the threshold's takes
     state.engine.replay_debt = 5
