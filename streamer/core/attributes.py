@@ -93,6 +93,19 @@ class AttributeAffinity:
         chance = min(1.0 - 0.5 / seen, sum(having.get(pair, 0.5 / seen) for pair in attributes.items()))
         return max(0.0, _logit(shared) - _logit(chance))
 
+    def vector_scales(self, queries: np.ndarray, counts: np.ndarray, rates, events: float) -> np.ndarray | None:
+        """Each query's factor on its dot and cosine terms: n / (n + ``events``) for a query with n events whose
+        attributes the term credits (log lift > 0), else 1; None when no query is scaled. A rare item's vectors
+        are still mostly its start and a few updates, while the counts of the attribute's leaders and of its
+        observed partners are already exact: they, not the young vectors, should order its candidates."""
+        if rates is None or self.weight == 0.0 or events <= 0.0:
+            return None
+        lifts = np.array([self.log_lift(row, rates) for row in queries.tolist()])
+        if not (lifts > 0.0).any():
+            return None
+        seen = counts[queries].astype(np.float64)
+        return np.where(lifts > 0.0, seen / (seen + events), 1.0).astype(np.float32)
+
     # ---- candidates and score term ---------------------------------------------------------------------
 
     def _leaders_of(self, row: int) -> dict[int, float]:

@@ -81,16 +81,17 @@ def _fill_column(row, vectors_in, vectors_out, counts, recent, last_seen, half_l
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_SUMS)
-def _query_keys(queries, vectors_in, vectors_out, weights):
-    """(q, 3d) float32: each query's ``[dot/2 * in, dot/2 * out, cosine * unit served]``."""
+def _query_keys(queries, vectors_in, vectors_out, weights, scales):
+    """(q, 3d) float32: each query's ``[dot/2 * in, dot/2 * out, cosine * unit served]``, times its scale."""
     size = vectors_in.shape[1]
     keys = np.zeros((queries.size, 3 * size), np.float32)
     for position in range(queries.size):
         query = queries[position]
+        scale = scales[position] if scales.size else np.float32(1.0)
         for j in range(size):
-            keys[position, j] = weights[0] * vectors_in[query, j]
-            keys[position, size + j] = weights[0] * vectors_out[query, j]
-        _unit_served(query, vectors_in, vectors_out, keys[position], 2 * size, weights[1])
+            keys[position, j] = scale * weights[0] * vectors_in[query, j]
+            keys[position, size + j] = scale * weights[0] * vectors_out[query, j]
+        _unit_served(query, vectors_in, vectors_out, keys[position], 2 * size, scale * weights[1])
     return keys
 
 
@@ -128,7 +129,7 @@ def _score_shared_block(query_keys, keys, priors, count, scores):
 @numba.njit(cache=True, nogil=True, fastmath=_SUMS)
 def score_matrix(vectors_in, vectors_out, counts, recent, last_seen, weights, half_life, now, queries, candidates):
     """Scores (q, m) float32 of ``candidates`` ((q, m): one list per query, or (1, m): shared); -inf for row -1."""
-    query_keys = _query_keys(queries, vectors_in, vectors_out, weights)
+    query_keys = _query_keys(queries, vectors_in, vectors_out, weights, np.zeros(0, np.float32))
     out = np.full((queries.size, candidates.shape[1]), -np.inf, np.float32)
     keys = np.zeros((BLOCK, 3 * vectors_in.shape[1]), np.float32)
     priors, scores = np.zeros(BLOCK, np.float32), np.zeros(BLOCK, np.float32)
@@ -183,17 +184,18 @@ def _offer_block(rows, extra, position, columns, count, scores, best_rows, best_
 
 @numba.njit(cache=True, nogil=True, fastmath=_SUMS)
 def select_top(vectors_in, vectors_out, counts, recent, last_seen, status, weights, half_life, now,
-               queries, per_query, shared, extra_per_query, extra_shared, k, marks):
+               queries, per_query, shared, extra_per_query, extra_shared, k, marks, scales):
     """The best ``k`` candidates of each query: rows int64 (q, k) (-1 where fewer) and scores float32 (q, k)
     (-inf there), best first. ``per_query`` (q, m) rows (-1: none), ``shared`` (n,) unique rows;
     ``extra_*`` the extra terms in their shapes, or (0, 0) for none; ``weights`` (dot/2, cosine, popularity);
-    ``marks``: uint8 scratch, one per row, all 0 (left all 0)."""
+    ``marks``: uint8 scratch, one per row, all 0 (left all 0); ``scales`` float32 (q,): each query's factor on
+    its dot and cosine terms (a rare query's vectors count for less, docs/catalog.md), or (0,) for 1 everywhere."""
     best_rows = np.full((queries.size, k), -1, np.int64)
     best_scores = np.full((queries.size, k), -np.inf, np.float32)
     if k <= 0:
         return best_rows, best_scores
     filled = np.zeros(queries.size, np.int64)
-    query_keys = _query_keys(queries, vectors_in, vectors_out, weights)
+    query_keys = _query_keys(queries, vectors_in, vectors_out, weights, scales)
     keys = np.zeros((BLOCK, 3 * vectors_in.shape[1]), np.float32)
     priors, scores = np.zeros(BLOCK, np.float32), np.zeros(BLOCK, np.float32)
     rows, columns = np.zeros(BLOCK, np.int64), np.zeros(BLOCK, np.int64)

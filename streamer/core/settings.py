@@ -52,7 +52,9 @@ class TrainerSettings:
     the stream (:mod:`streamer.core.attributes`; 0 = off); ``cooccurrence_weight`` scales the observed
     co-occurrence term: a query's ``cooccurrence_partners`` most observed session partners (a bounded table of the
     pairs learned) are candidates and gain ``cooccurrence_weight * log(1 + count)`` (:mod:`streamer.core.observed_pairs`;
-    0 = off). The defaults are the settings measured best on all three shared data sets together
+    0 = off); ``cold_query_events``: a query with n events whose attributes the measured attribute term credits has
+    its dot and cosine terms scaled by n / (n + cold_query_events), so the counts (popularity, attribute and
+    co-occurrence terms) order its candidates while its vectors are young (0 = off). The defaults are the settings measured best on all three shared data sets together
     (the shared/EVALUATION.md protocol, S = 10 and 100).
     Runtime: ``seed``, ``batch_size`` (events per compiled call), ``workers``: 1 = one deterministic thread
     (bit-reproducible; A then B equals A+B); more = the bookkeeping stays serial and deterministic while the
@@ -76,6 +78,7 @@ class TrainerSettings:
     attribute_weight: float = 1.0
     cooccurrence_weight: float = 1.0
     cooccurrence_partners: int = 32
+    cold_query_events: float = 10.0
     session_gap: float = 1800.0
     max_session_length: int = 200
     lateness: float = 300.0
@@ -106,12 +109,13 @@ class TrainerSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("alpha", "subsample", "learning_rate", "accum_initial", "init_noise", "session_gap", "distance_power",
-                     "backward_weight", "lateness", "prior_weight", "attribute_weight", "cooccurrence_weight", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
+                     "backward_weight", "lateness", "prior_weight", "attribute_weight", "cooccurrence_weight",
+                     "cold_query_events", "dot_weight", "cosine_weight", "popularity_weight", "user_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
         for name in ("subsample", "init_noise", "session_gap", "lateness", "user_decay", "distance_power",
-                     "backward_weight", "prior_weight", "attribute_weight", "cooccurrence_weight"):
+                     "backward_weight", "prior_weight", "attribute_weight", "cooccurrence_weight", "cold_query_events"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.learning_rate <= 0 or self.accum_initial <= 0:

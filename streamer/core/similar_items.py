@@ -19,7 +19,9 @@ either (len(query_rows), m) rows, one list per query, or (n,) rows shared by eve
 Candidates that are the query itself, repeated, or not live are dropped. :attr:`SimilarItems.terms` holds extra
 score terms, callables ``(query_rows, candidate_rows)`` -> a (q, n) float32 matrix added to the full score, or
 None (the catalog's attribute term, :mod:`streamer.core.attributes`); the kernel adds their sum before it
-chooses the top k.
+chooses the top k. :attr:`SimilarItems.query_scales` may scale each query's dot and cosine terms (a rare query
+of an informative catalog attribute, :meth:`streamer.core.attributes.AttributeAffinity.vector_scales`); the index
+source still searches with the full weights (its candidates are re-scored exactly).
 
 The index follows the vectors incrementally (:meth:`SimilarItems.sync`, before each query batch): rows
 whose ``DIRTY_INDEX`` bit is set are re-indexed when their key moved by more than ``move_threshold``
@@ -61,6 +63,7 @@ class SimilarItems:
         self.move_threshold, self.popular_refresh = move_threshold, popular_refresh
         self.sources = [self._index_source, self._popular_source]
         self.terms: list = []
+        self.query_scales = None  # callable (query rows) -> float32 (q,) factors on their vector terms, or None
         self.built = False
         self._indexed = np.zeros(0, bool)  # per row: in the index
         self._popular: np.ndarray | None = None
@@ -225,4 +228,9 @@ class SimilarItems:
         return select_top(arrays.vectors_in, arrays.vectors_out, arrays.counts, arrays.recent, arrays.last_seen,
                           arrays.status, score_weights(settings), prior_decay(settings.popularity_half_life, now),
                           float(now), queries, per_query, shared, self.extra_terms(queries, per_query),
-                          self.extra_terms(queries, shared), int(k), self._marks)
+                          self.extra_terms(queries, shared), int(k), self._marks, self.scales_of(queries))
+
+    def scales_of(self, queries: np.ndarray) -> np.ndarray:
+        """The queries' factors on their dot and cosine terms (:attr:`query_scales`), or (0,) for none."""
+        scales = self.query_scales(queries) if self.query_scales is not None else None
+        return np.zeros(0, np.float32) if scales is None else np.ascontiguousarray(scales, np.float32)

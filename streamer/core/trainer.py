@@ -78,6 +78,7 @@ class Trainer(Serving, BatchLearning):
                                            seed=settings.seed)
         self._similar.sources.append(self._affinity.source)  # the catalog: leaders of the query's attributes
         self._similar.terms.append(self._attribute_term)
+        self._similar.query_scales = self._vector_scales  # a rare query's young vectors give way to the counts
         # observed co-occurrence: the query's most observed partners, and log(1 + count) in the score
         self._observed = ObservedPairs(lambda: (self._items, self._users, self._replay), settings.cooccurrence_weight,
                                        settings.window, settings.session_gap)
@@ -214,6 +215,11 @@ class Trainer(Serving, BatchLearning):
     def _attribute_term(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
         """The catalog's score term (:mod:`streamer.core.attributes`), its lift measured on the stream."""
         return self._affinity.term(queries, candidates, self._affinity.refresh(self._event_count))
+
+    def _vector_scales(self, queries: np.ndarray) -> np.ndarray | None:
+        """Factors on the queries' dot and cosine terms (:meth:`AttributeAffinity.vector_scales`)."""
+        return self._affinity.vector_scales(queries, self._items.arrays.counts, self._affinity.refresh(self._event_count),
+                                            self.settings.cold_query_events)
 
     def _apply_releases(self) -> None:
         """Released rows also leave the observed co-occurrence table (both sides), before serving forgets them."""
