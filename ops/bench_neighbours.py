@@ -144,6 +144,7 @@ def freshness_under_load(trainer, rate: float, seconds: float, budget: float = 0
         lease.acquire()
         sink = RedisSink(client, Keys("bench"), lease, user_ttl=0, neighbours_count=20)
         trainer.take_changed(0.02, 30.0, time.time())  # everything is published once before the clock starts
+        index, trainings = trainer._similar.index, trainer._similar.index.trainings
         sink.neighbours_due.clear()
         ages, learned, began = [], 0, time.monotonic()
         next_refresh, batch = began + interval, max(1, int(rate / 20))
@@ -169,6 +170,8 @@ def freshness_under_load(trainer, rate: float, seconds: float, budget: float = 0
     ordered = sorted(ages) or [float("nan")]
     return {"target_events_per_second": rate, "events_per_second": round(learned / elapsed, 1),
             "lists_written": len(ages), "lists_due_at_end": len(sink.neighbours_due),
+            "index_new_lists": index.trainings - trainings, "index_fit_checks": getattr(index, "fit_checks", None),
+            "index_updates_since_training": index.updates_since_training,
             "age_p50_seconds": round(ordered[len(ordered) // 2], 3),
             "age_p99_seconds": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3)}
 

@@ -20,7 +20,8 @@ plain inner product (``most_similar`` stores keys whose inner product with a que
 part alone: the coarse centroids sit in that slice (zeros elsewhere), so an item lands in the list of its
 nearest direction and a query probes the lists nearest its own direction, while the lists themselves are
 ranked by the whole inner product. The lists are trained on the vectors of the moment;
-:attr:`NeighbourIndex.stale` says when the catalog has grown (or moved) enough since that a rebuild pays.
+:attr:`NeighbourIndex.stale` says when the catalog has grown (or moved) enough since that a rebuild may pay
+(:meth:`~NeighbourIndex.still_fits`, when it only moved). A checkpoint keeps the lists (index_state.py).
 
 Pure: no I/O, no clock; k-means is seeded.
 
@@ -38,9 +39,12 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from streamer.core.list_fit import REFIT_GAIN, lloyd_gain
+
 __all__ = ["NeighbourIndex", "moved_rows", "unit_rows"]
 
 TRAINING_SAMPLE = 40  # k-means points per list (faiss asks for at least 39)
+FIT_SAMPLE = 30  # rows per list the fit check reads: 20 to move the centroids one Lloyd step, 10 held out
 KMEANS_ITERATIONS = 10
 ASSIGN_BLOCK = 65_536  # keys assigned to their lists per matrix product
 
@@ -73,6 +77,7 @@ class NeighbourIndex:
         self.centroids: np.ndarray | None = None  # (lists, direction size) float32 while the lists are k-means'
         self.trainings = 0  # rebuilds that made new lists (or went flat): a checkpoint then carries every row's list
         self._adopted: tuple | None = None  # (centroids, trained size, updates) from a checkpoint, for the next rebuild
+        self.fit_checks = 0  # still_fits calls (seeds each one's sample)
 
     def _flat(self):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.vector_size))
@@ -97,6 +102,27 @@ class NeighbourIndex:
         """A rebuild is due: the flat scan outgrew ``flat_limit``, or the catalog doubled (or shrank to a
         quarter) since the lists were trained, or the indexed vectors were replaced 4 times over."""
         return self._outgrown(len(self), self.trained_size, self.updates_since_training)
+
+    @property
+    def worn(self) -> bool:
+        """Stale only because the vectors were replaced 4 times over: :meth:`still_fits` decides then."""
+        return self.stale and bool(self.trained_size) and not self._outgrown(len(self), self.trained_size, 0)
+
+    def fit_sample(self, count: int) -> np.ndarray:
+        """Seeded positions among ``count`` rows for :meth:`still_fits` (another sample at every check)."""
+        return np.random.default_rng((self.seed, self.fit_checks)).choice(count, min(count, FIT_SAMPLE * self.lists),
+                                                                          replace=False)
+
+    def still_fits(self, sample: np.ndarray) -> bool:
+        """True (the update count starts again) when a Lloyd step from the centroids gains < ``REFIT_GAIN`` mean
+        cosine on ``sample`` (stored-form vectors of :meth:`fit_sample`'s rows, a third held out; list_fit.py)."""
+        self.fit_checks += 1
+        directions = sample if self.direction is None else sample[:, self.direction]
+        split = directions.shape[0] * 2 // 3
+        fits = lloyd_gain(self.centroids, directions[:split], directions[split:]) < REFIT_GAIN
+        if fits:
+            self.updates_since_training = 0
+        return fits
 
     def _outgrown(self, count: int, trained_size: int, updates: int) -> bool:
         if not trained_size:
@@ -152,11 +178,10 @@ class NeighbourIndex:
         """Forget everything and index ``rows`` with ``vectors``: exact below ``flat_limit``, else new lists.
         Returns the list of each row (int64, as :meth:`update`).
 
-        Or ``vectors_of(positions)`` -> the vectors of ``rows[positions]``: the k-means sample and then blocks of
-        :data:`ASSIGN_BLOCK` rows are asked for in turn, so all n vectors never exist at once (at 1M items the
-        score keys alone are 832 MB). ``lists_of(positions)`` -> the lists those rows were in (-1: unknown):
-        with :meth:`adopt`'s centroids, the rows go back to those lists (the unknown ones to their nearest), and
-        neither k-means nor the assignment of every row is paid (at 1M items: 3 s and 7 s)."""
+        Or ``vectors_of(positions)`` -> the vectors of ``rows[positions]``, asked for in blocks (the k-means sample,
+        then :data:`ASSIGN_BLOCK` rows), so all n never exist at once (832 MB of score keys at 1M items).
+        ``lists_of(positions)`` -> the lists those rows were in (-1: unknown): with :meth:`adopt`'s centroids
+        the rows go back to them (the unknown to their nearest), without k-means or assigning every row."""
         rows = np.ascontiguousarray(rows, np.int64)
         if vectors_of is None:
             stored = self._stored_form(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)

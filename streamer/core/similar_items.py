@@ -98,9 +98,19 @@ class SimilarItems:
         chosen = rows[moved]
         arrays.index_list[chosen] = self.index.update(chosen, current[moved]) + 1
         self._indexed[chosen] = True
-        if self.index.stale:
+        if self._needs_new_lists(arrays, row_count):
             return self.rebuild(arrays, row_count)
         return int(chosen.size)
+
+    def _needs_new_lists(self, arrays, row_count: int) -> bool:
+        """The index is stale; when only because its vectors were replaced 4 times over, the lists are kept while
+        they still fit a seeded sample of the live rows' keys (:meth:`NeighbourIndex.still_fits`)."""
+        if not self.index.stale:
+            return False
+        if not self.index.worn:
+            return True
+        rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
+        return not self.index.still_fits(self._keys(arrays, rows[self.index.fit_sample(rows.size)]))
 
     def _keys(self, arrays, rows: np.ndarray) -> np.ndarray:
         return score_keys(arrays, rows, self.settings, self.clock())
@@ -130,7 +140,7 @@ class SimilarItems:
         mask = np.uint8(~DIRTY_INDEX & 0xFF)
         arrays.dirty[moved] &= mask
         arrays.dirty[unmoved] &= mask
-        if self.index.stale:
+        if self._needs_new_lists(arrays, arrays.status.size):
             self.rebuild(arrays, arrays.status.size)
 
     def rebuild(self, arrays, row_count: int) -> int:

@@ -201,3 +201,35 @@ def test_a_rebuild_asks_for_its_vectors_block_by_block_and_builds_the_same_index
     blocks.rebuild(np.arange(20000) * 2, vectors_of=vectors_of)
     assert asked[0] < 20000 and asked[1:] == [7000, 7000, 6000]  # the k-means sample, then the blocks
     assert blocks.search(vectors[:40], 10).tolist() == whole.search(vectors[:40], 10).tolist()
+
+
+def test_lists_worn_by_updates_are_kept_while_they_still_fit_and_trained_again_once_the_rows_left_them():
+    from streamer.core.list_fit import lloyd_gain
+
+    index = NeighbourIndex(16, flat_limit=500)
+    rows, vectors = np.arange(3000), _clustered(3000)
+    index.rebuild(rows, vectors)
+    noisy = vectors + np.random.default_rng(5).normal(0, 0.02, vectors.shape).astype(np.float32)
+    for _ in range(5):  # 15,000 updates of 3,000 rows: replaced 5 times over, the same directions
+        index.update(rows, noisy)
+    assert index.stale and index.worn
+    assert index.still_fits(index.stored(rows[index.fit_sample(rows.size)]))
+    assert not index.stale  # kept: the count starts again
+    elsewhere = _clustered(3000, seed=9)  # the rows moved to other clusters
+    assert lloyd_gain(index.centroids, elsewhere[:2000], elsewhere[2000:]) > 0.05
+    for _ in range(5):
+        index.update(rows, elsewhere)
+    assert index.worn and not index.still_fits(index.stored(rows[index.fit_sample(rows.size)]))
+
+
+def test_an_engine_index_worn_by_updates_keeps_lists_that_still_fit(trained):
+    from streamer.core.sgns import DIRTY_INDEX, ITEM_LIVE
+
+    arrays, rows = trained._items.arrays, np.flatnonzero(trained._items.arrays.status == ITEM_LIVE)
+    similar = trained._similar
+    similar.sync(arrays, len(trained._items.ids))
+    trainings = similar.index.trainings
+    similar.index.updates_since_training = 4 * similar.index.trained_size + 1  # worn by updates
+    arrays.dirty[rows[:10]] |= DIRTY_INDEX  # something to re-index, so that sync looks
+    similar.sync(arrays, len(trained._items.ids))
+    assert similar.index.trainings == trainings and not similar.index.stale  # the same vectors: kept
