@@ -137,8 +137,25 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         lists_burst = _lists_written(active)
         debt_before, published_before, lists_before = active.engine.replay_debt, published_burst, lists_burst
         spare_ages: list[float] = []  # of the lists written while the debt is paid (due -> written, seconds)
+        replaying = [0.0]  # seconds the loop spent in _replay_owed (wall clock)
+        replay_owed = active._replay_owed
+
+        def timed_replay_owed():
+            began = time.perf_counter()
+            replay_owed()
+            replaying[0] += time.perf_counter() - began
+
+        active._replay_owed = timed_replay_owed
+        steps = {name: [0.0] for name in ("_take_replayed", "_refresh_lists", "publish", "_settle")}
+        for name, spent in steps.items():
+            setattr(active, name, _timed(getattr(active, name), spent))
+        poll_spent, taking, marking = [0.0], [0.0], [0.0]
+        active.source.poll = _timed(active.source.poll, poll_spent)
+        active.ingestor.take_changed = _timed(active.ingestor.take_changed, taking)
+        active.sink.add_items = _timed(active.sink.add_items, marking)
         observe = metrics.observe_neighbours
         metrics.observe_neighbours = lambda ages: (spare_ages.extend(ages), observe(ages))[-1]
+        cpu_before = _cpu_seconds()
         started = time.monotonic()
         sampler = StackSampler(runner.ident) if profile else None
         if sampler:
@@ -149,6 +166,13 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
         if sampler:
             sampler.__exit__(None, None, None)
         debt_after, due_after = active.engine.replay_debt, len(active.sink.neighbours_due)
+        cpu_after = _cpu_seconds()
+        cpu_shares = {name: round((seconds - cpu_before.get(name, 0.0)) / (time.monotonic() - started), 2)
+                      for name, seconds in cpu_after.items() if seconds - cpu_before.get(name, 0.0) > 0.05}
+        replay_seconds = replaying[0]
+        step_shares = {name: round(spent[0] / (time.monotonic() - started), 3) for name, spent in steps.items()}
+        for name, spent in (("poll", poll_spent), ("take_changed", taking), ("sink.add_items", marking)):
+            step_shares[name] = round(spent[0] / (time.monotonic() - started), 3)
         metrics.observe_neighbours = observe
         published_after, lists_after = metrics.items_published._value.get(), _lists_written(active)
         daemon.request_stop(watchdog=False)
@@ -163,6 +187,9 @@ def run(events: int, items: int, seconds: float, profile: bool, state: Path, ext
     return {"events": events, "items_in_model": active.engine.item_count, "learn_seconds": round(learned_seconds, 1),
             "debt_after_burst": int(debt_before), "spare_seconds": round(elapsed, 1),
             "replay_draws_per_second": round(paid / elapsed, 1),
+            "loop_share_replaying": round(replay_seconds / elapsed, 3),
+            "draws_per_second_replaying": round(paid / max(replay_seconds, 1e-9), 1),
+            "loop_share_other_steps": step_shares, "cores_used_in_spare_time": cpu_shares,
             "engine_alone_draws_per_second": round(alone[1], 1),
             "engine_alone_draws_per_second_2_threads": round(alone[2], 1),
             "replay_threads": settings.replay_threads, "publish_threshold": settings.publish_threshold,
@@ -222,6 +249,36 @@ def _logged(pairs: np.ndarray):
     counters = np.zeros(COUNTER_SIZE, np.int64)
     counters[COUNTER_FILL] = len(pairs)
     return ReplayArrays(pairs, counters)
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this process's threads (by Python thread name) and of its child processes (by
+    command: redis-server, the broker, the fetcher), from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    seconds: dict[str, float] = collections.defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        seconds[names.get(int(task.name), "other threads")] += (int(fields[11]) + int(fields[12])) / ticks
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        command, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if int(fields[1]) == os.getpid():
+            seconds[f"child {command}"] += (int(fields[11]) + int(fields[12])) / ticks
+    return dict(seconds)
+
+
+def _timed(method, spent: list[float]):
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - began
+    return timed
 
 
 def _quantiles(ages: list[float]) -> list[float] | None:

@@ -8,6 +8,7 @@ whether the validation or the engine rejected them: never one dead letter per el
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from operator import itemgetter
@@ -78,6 +79,7 @@ class Ingestor:
         self.engine = engine
         self.publish_rule = publish_rule  # (threshold, max_age) of Trainer.take_changed; None: every change
         self.holding = False  # a take under a threshold may have left moved rows waiting (take_waiting publishes them)
+        self.followed_at = -math.inf  # self._clock() at the last take the neighbour index followed
         self._observe = observe  # called with each valid event batch as (user, item, ts) before it is learned
         self._dead_letters = dead_letters
         self._sink = sink
@@ -182,11 +184,18 @@ class Ingestor:
     def take_changed(self, follow: bool = True) -> set[str]:
         """The engine's changed items under the publish rule ("changed means moved", or every change);
         ``follow=False``: the neighbour index does not follow them yet (:meth:`Trainer.take_changed`)."""
+        now = self._clock()
+        if follow:
+            self.followed_at = now
         if self.publish_rule is None:
             return self.engine.take_changed(follow=follow)
         threshold, max_age = self.publish_rule
         self.holding = self.holding or threshold > 0
-        return self.engine.take_changed(threshold, max_age, self._clock(), follow=follow)
+        return self.engine.take_changed(threshold, max_age, now, follow=follow)
+
+    def followed_within(self, seconds: float) -> bool:
+        """The neighbour index followed a take (this process's) less than ``seconds`` ago."""
+        return self._clock() < self.followed_at + seconds
 
     def take_waiting(self) -> set[str]:
         """Every changed item, the ones the threshold held back included (a take with staleness bound 0): when
@@ -194,7 +203,8 @@ class Ingestor:
         if not self.holding:
             return set()
         self.holding = False
-        return self.engine.take_changed(self.publish_rule[0], 0.0, self._clock())
+        self.followed_at = self._clock()
+        return self.engine.take_changed(self.publish_rule[0], 0.0, self.followed_at)
 
     def _mark_changed(self, records: list, users: set[str], catalog: bool = False) -> None:
         stamps = getattr(records, "timestamps", None)

@@ -100,7 +100,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
         self.last_flush_seconds = 0.0
         self.replayed_pairs = 0  # spare-time replay (replay_mode=spare)
         self.replayed_untaken = False  # replay moved vectors not yet taken for publishing
-        self.last_spare_take, self.spare_take_seconds, self.last_spare_follow = -math.inf, 0.0, -math.inf
+        self.last_spare_take, self.spare_take_seconds = -math.inf, 0.0
 
     def run(self) -> None:
         renewer = threading.Thread(target=self._renew_lease, name="lease-renewer", daemon=True)

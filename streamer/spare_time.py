@@ -19,8 +19,9 @@ SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay mov
 OWING_TAKE_SHARE = 0.05  # takes: at most this share of the loop's time ...
 OWING_LISTS_SHARE = 0.05  # ... list refreshes: at most this share, and at least OWING_LISTS_INTERVAL seconds apart
 OWING_LISTS_INTERVAL = 1.0  # (the items the replay still moves are due again at the next take)
-OWING_LONGEST = 10.0  # ... and neither waits longer than this (what moved is published well within --publish-max-age,
-#   lists never starve); the index follows the takes at most every --publish-max-age (Trainer.take_changed(follow))
+OWING_LONGEST = 10.0  # ... and neither waits longer than this (a take: nor than half --publish-max-age, if that is
+#   longer): what moved is published within --publish-max-age, lists never starve. The index follows the takes at
+#   most every --publish-max-age (Trainer.take_changed(follow)) while owing, and again once the debt is paid
 
 
 class SpareTimeReplay:
@@ -61,7 +62,7 @@ class SpareTimeReplay:
         """Hand what spare-time replay moved to the sink (no freshness sample: no new event), at most once per
         ``SPARE_TAKE_INTERVAL``: a row the replay touches many times is compared, re-indexed and published once.
         While a debt is left, no sooner than the last take's cost allows (``OWING_TAKE_SHARE``, at most
-        ``OWING_LONGEST`` apart), and the neighbour index follows a take at most every ``publish_max_age`` (the
+        ``OWING_LONGEST`` or half ``publish_max_age`` apart, the longer), and the neighbour index follows a take at most every ``publish_max_age`` (the
         re-indexing is two thirds of a take of a moving catalog; its lists are due again once the debt is paid).
         The debt paid, its last moves go at the next flush after ``SPARE_TAKE_INTERVAL``, the index following. In
         ``spare`` time with nothing owed, the rows a publish threshold held back go too
@@ -74,12 +75,11 @@ class SpareTimeReplay:
         now = time.monotonic()
         interval = SPARE_TAKE_INTERVAL
         if self.engine.replay_debt:
-            interval = max(interval, min(self.spare_take_seconds / OWING_TAKE_SHARE, OWING_LONGEST))
+            longest = max(OWING_LONGEST, self.settings.publish_max_age / 2)
+            interval = max(interval, min(self.spare_take_seconds / OWING_TAKE_SHARE, longest))
         if self.replayed_untaken and now >= self.last_spare_take + interval:
             self.last_spare_take = now
-            follow = not self.engine.replay_debt or now >= self.last_spare_follow + self.settings.publish_max_age
-            if follow:
-                self.last_spare_follow = now
+            follow = not self.engine.replay_debt or not self.ingestor.followed_within(self.settings.publish_max_age)
             self.sink.add_items(self.ingestor.take_changed(follow=follow), None)
             self.replayed_untaken = False  # after the hand-over: a reader seeing False finds the moves pending
             self.spare_take_seconds = time.monotonic() - now

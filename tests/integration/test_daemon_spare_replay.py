@@ -58,9 +58,10 @@ def _spare_state(debt, replay_threads=0):
     state = SimpleNamespace(
         settings=load_settings(flags={"replay_threads": replay_threads, "replay_slice": 5.0}, environ={}),
         engine=SimpleNamespace(replay_debt=debt, replay=replay), replayed_pairs=0, replayed_untaken=False,
-        last_spare_take=float("-inf"), spare_take_seconds=0.0, last_spare_follow=float("-inf"),
+        last_spare_take=float("-inf"), spare_take_seconds=0.0,
         metrics=SimpleNamespace(replayed_pairs=SimpleNamespace(inc=lambda _: None)),
-        ingestor=SimpleNamespace(take_changed=lambda follow=True: calls.follows.append(follow) or {"moved"}),
+        ingestor=SimpleNamespace(take_changed=lambda follow=True: calls.follows.append(follow) or {"moved"},
+                                 followed_within=lambda seconds: False),
         sink=SimpleNamespace(add_items=lambda items, produced_at: calls.taken.append(items)))
     return state, calls
 
@@ -111,25 +112,29 @@ def test_a_cheap_take_while_owing_comes_every_spare_take_interval(monkeypatch):
     assert len(calls.taken) == 3  # a small catalog's takes cost nothing: served as closely as before
 
 
-def test_while_owing_the_index_follows_the_takes_at_most_every_publish_max_age_and_again_once_paid(monkeypatch):
-    from streamer import spare_time
+def test_while_owing_the_index_follows_the_takes_at_most_every_publish_max_age_and_again_once_paid(tmp_path):
+    from streamer.ingest import Ingestor
 
     clock = [100.0]
-    monkeypatch.setattr(spare_time.time, "monotonic", lambda: clock[0])
+    engine = SimpleNamespace(replay_debt=10, take_changed=lambda *args, follow=True: calls.follows.append(follow) or set())
     state, calls = _spare_state(debt=10)
+    state.engine = engine
     max_age = state.settings.publish_max_age
-    for _ in range(3):  # the first take follows, the next ones (within max_age) do not
-        state.replayed_untaken = True
-        SpareTimeReplay._take_replayed(state)
+    state.ingestor = Ingestor(engine, None, None, 1 << 20, None, clock=lambda: clock[0],
+                              publish_rule=(0.02, max_age))
+    state.ingestor.take_changed()  # a take while learning (the burst) follows
+    for _ in range(3):  # spare-time takes within max_age of it do not
         clock[0] += max_age / 3 - 0.1
-    state.replayed_untaken = True
+        state.replayed_untaken, state.last_spare_take = True, float("-inf")
+        SpareTimeReplay._take_replayed(state)
     clock[0] += 0.5  # max_age since the last take that followed
+    state.replayed_untaken, state.last_spare_take = True, float("-inf")
     SpareTimeReplay._take_replayed(state)
-    state.engine.replay_debt = 0
-    state.replayed_untaken = True
-    clock[0] += spare_time.SPARE_TAKE_INTERVAL
+    clock[0] += 1.0
+    engine.replay_debt = 0
+    state.replayed_untaken, state.last_spare_take = True, float("-inf")
     SpareTimeReplay._take_replayed(state)  # paid: the index follows at once
-    assert calls.follows == [True, False, False, True, True]
+    assert calls.follows == [True, False, False, False, True, True]
 
 
 def test_while_owing_lists_are_refreshed_as_their_cost_allows_and_never_starve(monkeypatch):
