@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["REFIT_GAIN", "lloyd_gain"]
+__all__ = ["REFIT_GAIN", "FIT_SAMPLE", "lloyd_gain", "fit_sample", "still_fits"]
 
 REFIT_GAIN = 0.01  # mean cosine a Lloyd step must gain on held-out rows for new lists to pay
+FIT_SAMPLE = 30  # rows per list the check reads: 20 to move the centroids one Lloyd step, 10 held out
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -39,3 +40,23 @@ def lloyd_gain(centroids: np.ndarray, fitting: np.ndarray, held_out: np.ndarray)
     sums[present] = np.add.reduceat(fitting[order], np.concatenate([[0], np.cumsum(members[present])[:-1]]), axis=0)
     moved = np.where(members[:, None] > 0, _unit(sums), centroids).astype(np.float32)
     return float(np.mean(np.max(held_out @ moved.T, axis=1)) - np.mean(np.max(held_out @ centroids.T, axis=1)))
+
+
+def fit_sample(index, count: int) -> np.ndarray:
+    """Seeded positions among ``count`` rows for :func:`still_fits` (another sample at every check) of ``index``
+    (a :class:`~streamer.core.neighbours.NeighbourIndex` with lists)."""
+    return np.random.default_rng((index.seed, index.fit_checks)).choice(count, min(count, FIT_SAMPLE * index.lists),
+                                                                        replace=False)
+
+
+def still_fits(index, sample: np.ndarray) -> bool:
+    """True (and ``index``'s update count starts again) when a Lloyd step from its centroids gains less than
+    :data:`REFIT_GAIN` mean cosine on ``sample`` (stored-form vectors of :func:`fit_sample`'s rows, a third held
+    out): its lists still fit, new ones would not pay."""
+    index.fit_checks += 1
+    directions = sample if index.direction is None else sample[:, index.direction]
+    split = directions.shape[0] * 2 // 3
+    fits = lloyd_gain(index.centroids, directions[:split], directions[split:]) < REFIT_GAIN
+    if fits:
+        index.updates_since_training = 0
+    return fits

@@ -1,33 +1,28 @@
 """The approximate nearest-neighbour index: one narrow face, faiss-cpu behind it.
 
 :class:`NeighbourIndex` maps engine rows to their nearest vectors: by cosine, or by inner product over the
-score keys ``most_similar`` stores (see "Two kinds of vectors" below). It is a
-*candidate source*: ``Trainer.most_similar`` re-scores what it returns with the full score
-(:func:`streamer.core.similarity.score_candidates`), so the index only has to put the right items among a
-few dozen candidates, and a vector that moved a little since it was indexed costs nothing in the final
-ranking. Why faiss's inverted-file index (and not usearch's or voyager's HNSW graphs): they were measured
-side by side on our vectors (``ops/compare_neighbour_indexes.py``, docs/neighbours.md): the graphs cost
-0.15-1.5 ms per insert or update on this machine, the inverted file 15-30 µs, at the same recall.
+score keys ``most_similar`` stores. It is a *candidate source*: ``Trainer.most_similar`` re-scores what it returns
+with the full score, so a vector that moved a little since it was indexed costs nothing in the final ranking.
+Why faiss's inverted file and not usearch's or voyager's HNSW graphs (0.15-1.5 ms an insert here, against 15-30
+µs, at the same recall): docs/neighbours.md, ``ops/compare_neighbour_indexes.py``.
 
 Layout: below ``flat_limit`` items an exact inner-product scan (``IndexIDMap2(IndexFlatIP)``); above it an
 inverted file of ``~2 sqrt(n)`` k-means lists with half-precision codes (``IndexIVFScalarQuantizer``, fp16)
 and a hash-table id map, so that removing or replacing a row costs O(1), not a scan.
 
 Two kinds of vectors. By default (``direction=None``) vectors are unit normalised on the way in (inner
-product = cosine). With ``direction`` (a slice of the vector), the vectors are *score keys* searched by
-plain inner product (``most_similar`` stores keys whose inner product with a query's key is its full score,
-:func:`streamer.core.similarity.score_keys`), and the k-means lists are trained on the unit ``direction``
-part alone: the coarse centroids sit in that slice (zeros elsewhere), so an item lands in the list of its
-nearest direction and a query probes the lists nearest its own direction, while the lists themselves are
-ranked by the whole inner product. The lists are trained on the vectors of the moment;
-:attr:`NeighbourIndex.stale` says when the catalog has grown (or moved) enough since that a rebuild may pay
-(:meth:`~NeighbourIndex.still_fits`, when it only moved). A checkpoint keeps the lists (index_state.py).
+product = cosine). With ``direction`` (a slice), the vectors are *score keys* searched by plain inner product
+(:func:`streamer.core.similarity.score_keys`), and the lists are k-means lists of the unit ``direction`` part
+alone (the centroids sit in that slice, zeros elsewhere): a row lands in the list of its nearest direction
+(list_assign.py), a query probes the lists nearest its own, and the lists are ranked by the whole product.
+:attr:`NeighbourIndex.stale` says when the catalog has grown (or moved) enough that new lists may pay
+(list_fit.py, when it only moved). A checkpoint keeps the lists (index_state.py).
 
 Pure: no I/O, no clock; k-means is seeded.
 
 >>> import numpy as np
 >>> index = NeighbourIndex(vector_size=4)
->>> index.update(np.array([3, 5, 7]), np.array([[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 0, 1, 0]], np.float32))
+>>> lists = index.update(np.array([3, 5, 7]), np.array([[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 0, 1, 0]], np.float32))
 >>> index.search(np.array([[1, 0, 0, 0]], np.float32), 2).tolist()
 [[3, 5]]
 >>> index.remove(np.array([5])); len(index)
@@ -39,12 +34,11 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from streamer.core.list_fit import REFIT_GAIN, lloyd_gain
+from streamer.core.list_assign import nearest_from, neighbourhoods
 
 __all__ = ["NeighbourIndex", "moved_rows", "unit_rows"]
 
 TRAINING_SAMPLE = 40  # k-means points per list (faiss asks for at least 39)
-FIT_SAMPLE = 30  # rows per list the fit check reads: 20 to move the centroids one Lloyd step, 10 held out
 KMEANS_ITERATIONS = 10
 ASSIGN_BLOCK = 65_536  # keys assigned to their lists per matrix product
 
@@ -77,7 +71,7 @@ class NeighbourIndex:
         self.centroids: np.ndarray | None = None  # (lists, direction size) float32 while the lists are k-means'
         self.trainings = 0  # rebuilds that made new lists (or went flat): a checkpoint then carries every row's list
         self._adopted: tuple | None = None  # (centroids, trained size, updates) from a checkpoint, for the next rebuild
-        self.fit_checks = 0  # still_fits calls (seeds each one's sample)
+        self.fit_checks = 0  # list_fit.still_fits calls (seeds each one's sample)
 
     def _flat(self):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.vector_size))
@@ -105,38 +99,24 @@ class NeighbourIndex:
 
     @property
     def worn(self) -> bool:
-        """Stale only because the vectors were replaced 4 times over: :meth:`still_fits` decides then."""
+        """Stale only because the vectors were replaced 4 times over: :func:`~streamer.core.list_fit.still_fits`
+        decides then."""
         return self.stale and bool(self.trained_size) and not self._outgrown(len(self), self.trained_size, 0)
-
-    def fit_sample(self, count: int) -> np.ndarray:
-        """Seeded positions among ``count`` rows for :meth:`still_fits` (another sample at every check)."""
-        return np.random.default_rng((self.seed, self.fit_checks)).choice(count, min(count, FIT_SAMPLE * self.lists),
-                                                                          replace=False)
-
-    def still_fits(self, sample: np.ndarray) -> bool:
-        """True (the update count starts again) when a Lloyd step from the centroids gains < ``REFIT_GAIN`` mean
-        cosine on ``sample`` (stored-form vectors of :meth:`fit_sample`'s rows, a third held out; list_fit.py)."""
-        self.fit_checks += 1
-        directions = sample if self.direction is None else sample[:, self.direction]
-        split = directions.shape[0] * 2 // 3
-        fits = lloyd_gain(self.centroids, directions[:split], directions[split:]) < REFIT_GAIN
-        if fits:
-            self.updates_since_training = 0
-        return fits
 
     def _outgrown(self, count: int, trained_size: int, updates: int) -> bool:
         if not trained_size:
             return count > self.flat_limit
         return count > 2 * trained_size or 4 * count < trained_size or updates > 4 * trained_size
 
-    def update(self, rows: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    def update(self, rows: np.ndarray, vectors: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Add ``rows`` with ``vectors`` ((n, vector_size)), replacing the ones already indexed; returns the
-        list each went to (int64 (n,); -1 for a flat scan or a cosine index)."""
+        list each went to (int64 (n,); -1 for a flat scan or a cosine index). ``previous``: the list each was in
+        (-1: none), where the search for its nearest starts (list_assign.py: the same answer, cheaper)."""
         rows = np.ascontiguousarray(rows, np.int64)
         if rows.size == 0:
             return np.zeros(0, np.int64)
         self.remove(rows)
-        lists = self._add(rows, self._stored_form(vectors))
+        lists = self._add(rows, self._stored_form(vectors), hints=previous)
         self.updates_since_training += rows.size
         return lists
 
@@ -180,8 +160,9 @@ class NeighbourIndex:
 
         Or ``vectors_of(positions)`` -> the vectors of ``rows[positions]``, asked for in blocks (the k-means sample,
         then :data:`ASSIGN_BLOCK` rows), so all n never exist at once (832 MB of score keys at 1M items).
-        ``lists_of(positions)`` -> the lists those rows were in (-1: unknown): with :meth:`adopt`'s centroids
-        the rows go back to them (the unknown to their nearest), without k-means or assigning every row."""
+        ``lists_of(positions)`` -> (the lists those rows were in, -1: unknown; True where the row may have moved
+        since): with :meth:`adopt`'s centroids the rows go back to them (the unknown to their nearest, the moved
+        to their nearest found from there), without k-means or assigning every row."""
         rows = np.ascontiguousarray(rows, np.int64)
         if vectors_of is None:
             stored = self._stored_form(vectors) if rows.size else np.zeros((0, self.vector_size), np.float32)
@@ -198,8 +179,10 @@ class NeighbourIndex:
         lists = np.full(rows.size, -1, np.int64)
         for start in range(0, rows.size, ASSIGN_BLOCK):
             positions = np.arange(start, min(rows.size, start + ASSIGN_BLOCK))
-            known = None if lists_of is None else np.asarray(lists_of(positions), np.int64)
-            lists[positions] = self._add(rows[positions], stored_of(positions), known)
+            known, moved = (None, None) if lists_of is None else lists_of(positions)
+            hints = None if moved is None else np.where(moved, known, -1)
+            known = None if moved is None else np.where(moved, -1, known)
+            lists[positions] = self._add(rows[positions], stored_of(positions), known, hints)
         return lists
 
     def _train(self, rows: np.ndarray, stored_of) -> None:
@@ -214,22 +197,25 @@ class NeighbourIndex:
                                                          replace=False)
         self._index, self.trained_size = self._empty(self._kmeans(stored_of(sample), lists)), rows.size
 
-    def _add(self, rows: np.ndarray, stored: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    def _add(self, rows: np.ndarray, stored: np.ndarray, known: np.ndarray | None = None,
+             hints: np.ndarray | None = None) -> np.ndarray:
         """Add stored-form vectors; for score keys the list of each is its nearest centroid by the direction
-        part alone, computed here in blocks (faiss's own assignment would multiply the whole key by centroids
-        that are zero outside the direction: 3x the work, the same answer), or ``known`` (-1: compute it).
-        Returns the lists (-1 each for a flat scan or a cosine index)."""
+        part alone, computed here (faiss's own assignment would multiply the whole key by centroids that are
+        zero outside the direction: 3x the work, the same answer), or ``known`` (-1: compute it), starting from
+        ``hints`` (-1: none). Returns the lists (-1 each for a flat scan or a cosine index)."""
         if self.direction is None or not self.trained_size:
             self._index.add_with_ids(stored, rows)
             return np.full(rows.size, -1, np.int64)
-        if known is None:
-            lists = self._nearest(stored)
-        else:
-            lists = known.copy()
-            lists[lists >= self.lists] = -1
-            missing = np.flatnonzero(lists < 0)
-            if missing.size:
-                lists[missing] = self._nearest(stored[missing])
+        lists = np.full(rows.size, -1, np.int64) if known is None else np.asarray(known, np.int64).copy()
+        hints = np.full(rows.size, -1, np.int64) if hints is None else np.asarray(hints, np.int64)
+        lists[lists >= self.lists] = -1
+        hinted = np.flatnonzero((lists < 0) & (hints >= 0) & (hints < self.lists))
+        if hinted.size:
+            lists[hinted] = nearest_from(stored[hinted][:, self.direction], hints[hinted], self.centroids,
+                                         *self._neighbourhoods, exact=self._nearest_directions)
+        missing = np.flatnonzero(lists < 0)
+        if missing.size:
+            lists[missing] = self._nearest(stored if missing.size == rows.size else stored[missing])
         for start in range(0, rows.size, ASSIGN_BLOCK):
             block = np.ascontiguousarray(stored[start:start + ASSIGN_BLOCK])
             self._index.add_core(block.shape[0], faiss.swig_ptr(block),
@@ -238,11 +224,14 @@ class NeighbourIndex:
         return lists
 
     def _nearest(self, stored: np.ndarray) -> np.ndarray:
-        """The list of each score key: its nearest centroid by the direction part (blocks of ASSIGN_BLOCK)."""
-        lists = np.empty(stored.shape[0], np.int64)
-        for start in range(0, stored.shape[0], ASSIGN_BLOCK):
-            block = stored[start:start + ASSIGN_BLOCK, self.direction]
-            lists[start:start + ASSIGN_BLOCK] = np.argmax(block @ self._direction_centroids, axis=1)
+        """The list of each score key: its nearest centroid by the direction part."""
+        return self._nearest_directions(stored[:, self.direction])
+
+    def _nearest_directions(self, directions: np.ndarray) -> np.ndarray:
+        lists = np.empty(directions.shape[0], np.int64)
+        for start in range(0, directions.shape[0], ASSIGN_BLOCK):  # blocks: a (65,536 x lists) product at most
+            lists[start:start + ASSIGN_BLOCK] = np.argmax(directions[start:start + ASSIGN_BLOCK]
+                                                          @ self._direction_centroids, axis=1)
         return lists
 
     def _kmeans(self, sample: np.ndarray, lists: int) -> np.ndarray:
@@ -266,6 +255,7 @@ class NeighbourIndex:
             self._direction_centroids = np.ascontiguousarray(centroids.T)  # what _add and search multiply by
             self._direction_lists = faiss.IndexFlatIP(centroids.shape[1])
             self._direction_lists.add(centroids)
+            self._neighbourhoods = neighbourhoods(centroids)  # where a moved row's nearest list is looked for first
         quantiser = faiss.IndexFlatIP(self.vector_size)
         quantiser.add(full)
         index = faiss.IndexIVFScalarQuantizer(quantiser, self.vector_size, lists, faiss.ScalarQuantizer.QT_fp16,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.core.list_fit import fit_sample, still_fits
 from streamer.core.neighbours import NeighbourIndex, moved_rows
 from streamer.core.sgns import DIRTY_INDEX, ITEM_LIVE
 from streamer.core.scoring import select_top
@@ -96,7 +97,7 @@ class SimilarItems:
         if known.any():
             moved[known] = self._moved(current[known], self.index.stored(rows[known]))
         chosen = rows[moved]
-        arrays.index_list[chosen] = self.index.update(chosen, current[moved]) + 1
+        arrays.index_list[chosen] = self.index.update(chosen, current[moved], arrays.index_list[chosen] - 1) + 1
         self._indexed[chosen] = True
         if self._needs_new_lists(arrays, row_count):
             return self.rebuild(arrays, row_count)
@@ -104,13 +105,13 @@ class SimilarItems:
 
     def _needs_new_lists(self, arrays, row_count: int) -> bool:
         """The index is stale; when only because its vectors were replaced 4 times over, the lists are kept while
-        they still fit a seeded sample of the live rows' keys (:meth:`NeighbourIndex.still_fits`)."""
+        they still fit a seeded sample of the live rows' keys (:func:`streamer.core.list_fit.still_fits`)."""
         if not self.index.stale:
             return False
         if not self.index.worn:
             return True
         rows = np.flatnonzero(arrays.status[:row_count] == ITEM_LIVE)
-        return not self.index.still_fits(self._keys(arrays, rows[self.index.fit_sample(rows.size)]))
+        return not still_fits(self.index, self._keys(arrays, rows[fit_sample(self.index, rows.size)]))
 
     def _keys(self, arrays, rows: np.ndarray) -> np.ndarray:
         return score_keys(arrays, rows, self.settings, self.clock())
@@ -135,7 +136,7 @@ class SimilarItems:
             self._indexed = np.concatenate([self._indexed, np.zeros(size - self._indexed.size, bool)])
         fresh = ~self._indexed[unmoved]
         moved = np.concatenate([moved, unmoved[fresh]])  # never indexed: in they go
-        arrays.index_list[moved] = self.index.update(moved, self._keys(arrays, moved)) + 1
+        arrays.index_list[moved] = self.index.update(moved, self._keys(arrays, moved), arrays.index_list[moved] - 1) + 1
         self._indexed[moved] = True
         mask = np.uint8(~DIRTY_INDEX & 0xFF)
         arrays.dirty[moved] &= mask
@@ -160,11 +161,9 @@ class SimilarItems:
         return int(rows.size)
 
     @staticmethod
-    def _known_lists(arrays, rows: np.ndarray) -> np.ndarray:
-        """The list each row was last put in (-1: none, or it may have moved since)."""
-        known = arrays.index_list[rows].astype(np.int64) - 1
-        known[(arrays.dirty[rows] & DIRTY_INDEX) != 0] = -1
-        return known
+    def _known_lists(arrays, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The list each row was last put in (-1: none), and whether it may have moved since (``DIRTY_INDEX``)."""
+        return arrays.index_list[rows].astype(np.int64) - 1, (arrays.dirty[rows] & DIRTY_INDEX) != 0
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Released rows leave the index (a reused row comes back when its new item is indexed)."""

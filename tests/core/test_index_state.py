@@ -130,6 +130,6 @@ def test_adopted_lists_are_used_unless_the_rows_already_outgrew_them(trained_siz
     lists = first.rebuild(rows, vectors)
     second = NeighbourIndex(8, flat_limit=500, seed=3)
     second.adopt(first.centroids, trained_size, 0)
-    second.rebuild(rows, vectors, lists_of=lambda positions: lists[positions])
+    second.rebuild(rows, vectors, lists_of=lambda positions: (lists[positions], np.zeros(positions.size, bool)))
     assert second.trainings == trains
     assert np.array_equal(second.centroids, first.centroids) == (trains == 0)

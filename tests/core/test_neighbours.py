@@ -204,7 +204,7 @@ def test_a_rebuild_asks_for_its_vectors_block_by_block_and_builds_the_same_index
 
 
 def test_lists_worn_by_updates_are_kept_while_they_still_fit_and_trained_again_once_the_rows_left_them():
-    from streamer.core.list_fit import lloyd_gain
+    from streamer.core.list_fit import fit_sample, lloyd_gain, still_fits
 
     index = NeighbourIndex(16, flat_limit=500)
     rows, vectors = np.arange(3000), _clustered(3000)
@@ -213,13 +213,13 @@ def test_lists_worn_by_updates_are_kept_while_they_still_fit_and_trained_again_o
     for _ in range(5):  # 15,000 updates of 3,000 rows: replaced 5 times over, the same directions
         index.update(rows, noisy)
     assert index.stale and index.worn
-    assert index.still_fits(index.stored(rows[index.fit_sample(rows.size)]))
+    assert still_fits(index, index.stored(rows[fit_sample(index, rows.size)]))
     assert not index.stale  # kept: the count starts again
     elsewhere = _clustered(3000, seed=9)  # the rows moved to other clusters
     assert lloyd_gain(index.centroids, elsewhere[:2000], elsewhere[2000:]) > 0.05
     for _ in range(5):
         index.update(rows, elsewhere)
-    assert index.worn and not index.still_fits(index.stored(rows[index.fit_sample(rows.size)]))
+    assert index.worn and not still_fits(index, index.stored(rows[fit_sample(index, rows.size)]))
 
 
 def test_an_engine_index_worn_by_updates_keeps_lists_that_still_fit(trained):
