@@ -19,18 +19,17 @@ from collections import namedtuple
 
 import numpy as np
 
+from streamer.core.leaders import LEADERS, Leaders
 from streamer.core.noise import fenwick_build, set_weight
 from streamer.core.sgns import DIRTY_STATE, ITEM_FREE, ITEM_LIVE, ITEM_NEW
 
-__all__ = ["ItemArrays", "ItemTable", "clear_rows", "grown_capacity"]
+__all__ = ["LEADERS", "ItemArrays", "ItemTable", "clear_rows", "grown_capacity"]
 
 ItemArrays = namedtuple(
     "ItemArrays",
     ["vectors_in", "vectors_out", "accum_in", "accum_out", "counts", "last_seen", "status", "dirty",
      "noise_weights", "noise_tree", "recent", "prior", "partners", "partner_counts", "index_list"],
 )
-
-LEADERS = 32  # members kept per attribute, by count (upsert neighbours and most_similar's attribute candidates)
 
 
 def _allocate(capacity: int, vector_size: int, partners: int = 0) -> ItemArrays:
@@ -64,41 +63,6 @@ def clear_rows(arrays: ItemArrays, rows) -> None:
     for name in ItemArrays._fields:
         if name != "noise_tree":
             getattr(arrays, name)[rows] = 0
-
-
-class Leaders:
-    """The up to ``LEADERS`` rows of one attribute ranked first by (count, lower row first), counts read live.
-
-    Counts only grow, so offering every row whose count changed keeps exactly the top rows whatever the history:
-    a checkpoint reload (which offers every row once) finds the same leaders. A released leader leaves a hole
-    that only the whole attribute can fill: the leaders are then ``stale`` and rebuilt from the members at the
-    next read (O(attribute size), once per release, not per upsert). ``floor`` is the lowest leader's count, so
-    most offers cost one comparison."""
-
-    __slots__ = ("rows", "floor", "stale")
-
-    def __init__(self):
-        self.rows: list[int] = []
-        self.floor = -1
-        self.stale = False
-
-    def offer(self, row: int, count: int, counts: np.ndarray) -> None:
-        if len(self.rows) < LEADERS:
-            if row not in self.rows:
-                self.rows.append(row)
-                self.floor = int(min(counts[self.rows]))
-            return
-        if count < self.floor or row in self.rows:
-            return
-        weakest = min(range(LEADERS), key=lambda index: (counts[self.rows[index]], -self.rows[index]))
-        if (count, -row) > (counts[self.rows[weakest]], -self.rows[weakest]):
-            self.rows[weakest] = row
-        self.floor = int(min(counts[self.rows]))
-
-    def discard(self, row: int) -> None:
-        if row in self.rows:
-            self.rows.remove(row)
-            self.stale = True
 
 
 class ItemTable:
