@@ -54,6 +54,15 @@ class Flushing:
             return None
         return set(self.sink.in_flight_snapshots)
 
+    def _pending_for_checkpoint(self) -> dict[str, list[str]]:
+        """The sink's pending ids, and the items a publish threshold holds back: a daemon restarted from this
+        checkpoint (after a kill -9) publishes them at its first flush, as an idle or stopping one would have."""
+        pending = self.sink.pending_snapshot()
+        held = self.engine.held_back() if self.ingestor.holding else []
+        if held:
+            pending["items"] = sorted(set(pending["items"]).union(held))
+        return pending
+
     def _settle(self, outcomes: list[tuple]) -> bool:
         """Count written snapshots, put failed ones back; True when all were written; a checkpoint waiting
         for them commits its offsets. Raises FencedError."""

@@ -83,7 +83,7 @@ class ActiveLoop(SpareTimeReplay, Flushing):
         self.source.topic_ids = dict(manifest.topic_ids)  # saved with the offsets, in the same manifest
         self.publisher = Publisher(self.sink)
         self.checkpoint = Checkpoint(store, manifest, self._publish_for_checkpoint, self.dead_letters,
-                                     self.source, self.sink.pending_snapshot, background=True,
+                                     self.source, self._pending_for_checkpoint, background=True,
                                      in_flight=lambda: set(self.sink.in_flight_snapshots))
         self.live = _live_quality(settings, engine, self.sink, self.metrics)
         self.ingestor = Ingestor(engine, self.dead_letters, self.sink, settings.max_message_bytes,

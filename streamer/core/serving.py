@@ -160,6 +160,15 @@ class Serving:
         ids = self._items.ids
         return {ids[row] for row in rows.tolist()}
 
+    def held_back(self) -> list[str]:
+        """Live items a publish threshold holds back (changed since they were last taken, within the threshold):
+        a daemon keeps them pending in its checkpoints, so that one restarted after a kill publishes them."""
+        waiting = np.flatnonzero(self._published.waiting)
+        count, status = len(self._items.ids), self._items.arrays.status
+        waiting = waiting[waiting < count]
+        ids = self._items.ids
+        return [ids[row] for row in waiting[status[waiting] == ITEM_LIVE].tolist()]
+
     def _follow(self, follow: bool, moved: np.ndarray, unmoved: np.ndarray) -> None:
         """Re-index the ``moved`` rows a take publishes (``unmoved``: changed, within the threshold of what the index
         holds). Not ``follow``: nothing now. The first take that follows again after one that did not re-indexes the

@@ -74,3 +74,18 @@ def test_a_take_that_does_not_follow_leaves_the_index_behind_and_the_next_follow
     trainer.take_changed(threshold=0.02, max_age=1e9, now=2.0)  # follows again
     assert not similar._moved(similar._keys(arrays, rows), similar.index.stored(rows)).any()
     assert not (arrays.dirty[:trainer.item_count] & DIRTY_INDEX).any()
+
+
+def test_held_back_names_the_changed_items_the_threshold_holds_and_none_once_they_are_taken():
+    trainer = _trained(replay_passes=0)
+    assert trainer.held_back() == []
+    trainer.take_changed(threshold=0.05, max_age=30.0, now=100.0)
+    trainer.learn([("late-user", "c1_i3", 1e7), ("late-user", "c1_i4", 1e7 + 1)])  # negatives barely move
+    moved = trainer.take_changed(threshold=0.05, max_age=30.0, now=101.0)
+    held = trainer.held_back()
+    assert held and not set(held) & moved
+    trainer.catalog([{"op": "retire", "item": held[0]}])
+    trainer.take_changed(threshold=0.05, max_age=30.0, now=102.0)
+    assert held[0] not in trainer.held_back()  # retired: nothing to publish
+    assert set(trainer.take_changed(threshold=0.05, max_age=0.0, now=103.0)) == set(held[1:])  # as take_waiting
+    assert trainer.held_back() == []

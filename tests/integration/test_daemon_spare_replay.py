@@ -162,6 +162,18 @@ def test_while_owing_lists_are_refreshed_as_their_cost_allows_and_never_starve(m
     assert len(refreshes) == 4
 
 
+def test_a_checkpoint_keeps_what_the_threshold_held_back_pending_so_a_restart_after_a_kill_publishes_it():
+    from streamer.flushing import Flushing
+
+    sink = SimpleNamespace(pending_snapshot=lambda: {"items": ["b", "d"], "retired": ["x"], "neighbours": ["b"]})
+    state = SimpleNamespace(sink=sink, engine=SimpleNamespace(held_back=lambda: ["c", "a", "b"]),
+                            ingestor=SimpleNamespace(holding=True))
+    assert Flushing._pending_for_checkpoint(state) == {"items": ["a", "b", "c", "d"], "retired": ["x"],
+                                                       "neighbours": ["b"]}
+    state.ingestor.holding = False  # nothing held since the last take_waiting (idle, or a stop)
+    assert Flushing._pending_for_checkpoint(state)["items"] == ["b", "d"]
+
+
 def test_an_idle_loop_publishes_what_the_threshold_held_back_and_a_busy_or_owing_one_does_not():
     state, calls = _spare_state(debt=0)
     waiting = []
