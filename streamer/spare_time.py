@@ -17,7 +17,7 @@ SPARE_TAKE_INTERVAL = 1.0  # seconds between takes of what spare-time replay mov
 # row is dirty again within a second of replay, so a take (94k items: 0.3-0.8 s) or a list refresh costs about the
 # same whenever it comes, and each one less leaves that time to the replay.
 OWING_TAKE_SHARE = 0.05  # takes: at most this share of the loop's time ...
-OWING_LISTS_SHARE = 0.05  # ... list refreshes: at most this share, and at least OWING_LISTS_INTERVAL seconds apart
+OWING_LISTS_SHARE = 0.025  # ... list refreshes: at most this share, and at least OWING_LISTS_INTERVAL seconds apart
 OWING_LISTS_INTERVAL = 1.0  # (the items the replay still moves are due again at the next take)
 OWING_LONGEST = 10.0  # ... and neither waits longer than this (a take: nor than half --publish-max-age, if that is
 #   longer): what moved is published within --publish-max-age, lists never starve. The index follows the takes at
