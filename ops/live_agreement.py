@@ -32,7 +32,7 @@ from streamer.evaluation.baselines import CooccurrenceModel  # noqa: E402
 from streamer.evaluation.kafka_models import ServedNeighboursModel, ServedPath, evaluate_in_step  # noqa: E402
 from streamer.evaluation.protocol import evaluate, split_events  # noqa: E402
 from streamer.evaluation.streamer_models import StreamerModel  # noqa: E402
-from streamer.localstack import LocalStack, free_port  # noqa: E402
+from streamer.localstack import LocalStack  # noqa: E402
 from streamer.replay import produce_events  # noqa: E402
 
 AMPLE = {"live_sample_rate": 1.0, "live_window": 10_000_000, "live_shadow_items": 10_000_000,
@@ -68,10 +68,10 @@ def in_process(split, slices: int, seed: int) -> dict[str, dict[str, float]]:
 
 
 def in_step(stack: LocalStack, split, seed: int, workdir: Path) -> dict[str, object]:
-    port = free_port()
     workdir.mkdir(parents=True)
     path = ServedPath(seed=seed, bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url,
-                      engine_knobs={**AMPLE, "metrics_port": port}, timeout=900, workdir=workdir)
+                      engine_knobs=AMPLE, timeout=900, workdir=workdir)
+    port = path.metrics_port  # the harness gives its daemon a metrics port (it reads the gauges too)
     with path:
         served = ServedNeighboursModel(path)
         marks = {}
@@ -86,12 +86,12 @@ def in_step(stack: LocalStack, split, seed: int, workdir: Path) -> dict[str, obj
 
 
 def free_running(stack: LocalStack, split, seed: int, rate: float, workdir: Path) -> dict[str, object]:
-    port = free_port()
     workdir.mkdir(parents=True)
     defaults = load_settings(environ={})
     cadence = {name: getattr(defaults, name) for name in CADENCE}
     path = ServedPath(seed=seed, bootstrap_servers=stack.bootstrap_servers, redis_url=stack.redis_url,
-                      engine_knobs={**AMPLE, **cadence, "metrics_port": port}, timeout=900, workdir=workdir)
+                      engine_knobs={**AMPLE, **cadence}, timeout=900, workdir=workdir)
+    port = path.metrics_port
     with path:
         path.learn(split.warmup)
         wait_for_every_list(path, defaults.neighbours_interval)
