@@ -16,29 +16,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.core.neighbours import unit_rows
+
 __all__ = ["REFIT_GAIN", "FIT_SAMPLE", "lloyd_gain", "fit_sample", "still_fits"]
 
 REFIT_GAIN = 0.01  # mean cosine a Lloyd step must gain on held-out rows for new lists to pay
 FIT_SAMPLE = 30  # rows per list the check reads: 20 to move the centroids one Lloyd step, 10 held out
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def lloyd_gain(centroids: np.ndarray, fitting: np.ndarray, held_out: np.ndarray) -> float:
     """Mean best cosine of ``held_out`` directions to ``centroids`` moved one (spherical) Lloyd step on
     ``fitting``, minus the same to ``centroids`` as they are. All (n, d) float32; the centroids unit vectors;
     a list with no member among ``fitting`` keeps its centroid."""
-    fitting, held_out = _unit(np.asarray(fitting, np.float32)), _unit(np.asarray(held_out, np.float32))
+    fitting, held_out = unit_rows(fitting), unit_rows(held_out)
     nearest = np.argmax(fitting @ centroids.T, axis=1)
     order = np.argsort(nearest, kind="stable")
     members = np.bincount(nearest, minlength=centroids.shape[0])
     sums = np.zeros_like(centroids)
     present = np.flatnonzero(members)
     sums[present] = np.add.reduceat(fitting[order], np.concatenate([[0], np.cumsum(members[present])[:-1]]), axis=0)
-    moved = np.where(members[:, None] > 0, _unit(sums), centroids).astype(np.float32)
+    moved = np.where(members[:, None] > 0, unit_rows(sums), centroids).astype(np.float32)
     return float(np.mean(np.max(held_out @ moved.T, axis=1)) - np.mean(np.max(held_out @ centroids.T, axis=1)))
 
 
